@@ -1,0 +1,318 @@
+"""Face datasets as labelled records: UTKFace, Adience and CSV; bad data reported; content splits.
+
+Pure Python + Pillow (no TensorFlow): parsing, validation, de-duplication by content and
+stratified, seeded splits written to a manifest. `faceage_tf.pipeline` turns records into tf.data.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import re
+from typing import Iterable, Sequence
+
+from PIL import Image
+
+from faceage_tf.schema import Schema
+
+RACES = ("White", "Black", "Asian", "Indian", "Others")  # UTKFace's race codes 0..4
+MAX_VALID_AGE = 116  # oldest age in UTKFace; anything above is a labelling error
+SPLITS = ("train", "val", "test")
+
+# age_gender_race_datetime.jpg.chip.jpg; race may be missing and datetime may be odd.
+_UTKFACE_NAME = re.compile(r"^(\d+)_(\d+)_(?:(\d+)_)?\d+[^_]*\.chip\.jpg$")
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceRecord:
+    """One labelled face crop. `race` is -1 when unknown; `fold` is Adience's cross-validation fold."""
+
+    path: str
+    age: float
+    gender: int
+    race: int = -1
+    fold: int = -1
+
+
+@dataclasses.dataclass
+class DataReport:
+    """Every file that was left out, with the reason; printed and saved next to a training run."""
+
+    source: str
+    total: int = 0
+    problems: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def add(self, path: str, reason: str) -> None:
+        self.problems.append((path, reason))
+
+    @property
+    def kept(self) -> int:
+        return self.total - len(self.problems)
+
+    def counts(self) -> dict[str, int]:
+        return dict(collections.Counter(reason.split(":")[0] for _, reason in self.problems))
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source, "total": self.total, "kept": self.kept, "left_out": len(self.problems),
+            "counts": self.counts(), "problems": [{"path": p, "reason": r} for p, r in self.problems],
+        }
+
+    def summary(self) -> str:
+        lines = [f"{self.source}: {self.kept} of {self.total} faces kept, {len(self.problems)} left out"]
+        lines += [f"  {count:5d}  {reason}" for reason, count in sorted(self.counts().items())]
+        return "\n".join(lines)
+
+
+def check_image(path: str) -> str | None:
+    """Why the image at `path` cannot be used, or None. Decodes it fully (JPEGs at 1/8 scale)."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file"
+        with Image.open(path) as image:
+            image.draft("RGB", (image.width // 8, image.height // 8))
+            image.load()
+    except FileNotFoundError:
+        return "missing file"
+    except Image.UnidentifiedImageError:
+        return "not an image"
+    except (OSError, SyntaxError, ValueError) as e:
+        return f"unreadable image: {e}"
+    return None
+
+
+def _validate(records: list[FaceRecord], report: DataReport, workers: int) -> list[FaceRecord]:
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        reasons = list(pool.map(check_image, [r.path for r in records]))
+    kept = []
+    for record, reason in zip(records, reasons):
+        if reason is None:
+            kept.append(record)
+        else:
+            report.add(record.path, reason)
+    return kept
+
+
+def parse_utkface_name(name: str) -> tuple[int, int, int]:
+    """(age, gender, race) from a UTKFace file name; race is -1 when the name has none.
+
+    Raises:
+        ValueError: if the name does not parse or a label is out of range.
+    """
+    match = _UTKFACE_NAME.match(name)
+    if not match:
+        raise ValueError(f"name does not parse: {name!r}")
+    age, gender = int(match.group(1)), int(match.group(2))
+    race = int(match.group(3)) if match.group(3) is not None else -1
+    if not 0 <= age <= MAX_VALID_AGE:
+        raise ValueError(f"age out of range: {age} in {name!r}")
+    if gender not in (0, 1):
+        raise ValueError(f"gender out of range: {gender} in {name!r}")
+    if race >= len(RACES):
+        raise ValueError(f"race out of range: {race} in {name!r}")
+    return age, gender, race
+
+
+def load_utkface(root: str, *, validate=True, workers=8) -> tuple[list[FaceRecord], DataReport]:
+    """All faces in a UTKFace folder (labels in the file names), sorted by name."""
+    report = DataReport(source=f"utkface:{root}")
+    records = []
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if not os.path.isfile(path) or name.startswith(".") or name.lower().endswith((".md", ".txt")):
+            continue
+        report.total += 1
+        try:
+            age, gender, race = parse_utkface_name(name)
+        except ValueError as e:
+            report.add(path, str(e))
+            continue
+        records.append(FaceRecord(path, float(age), gender, race))
+    if validate:
+        records = _validate(records, report, workers)
+    return records, report
+
+
+def _adience_age(text: str) -> float:
+    """Adience ages are ranges '(25, 32)' or single numbers '35'; ranges give their midpoint."""
+    numbers = [float(n) for n in re.findall(r"\d+(?:\.\d+)?", text)]
+    if not numbers or len(numbers) > 2 or text.strip() == "None":
+        raise ValueError(f"no age label: {text!r}")
+    return sum(numbers) / len(numbers)
+
+
+def load_adience(root: str, *, validate=True, workers=8) -> tuple[list[FaceRecord], DataReport]:
+    """Adience's aligned faces, labelled by `fold_{k}_data.txt` (k = 0..4, the 5-fold protocol).
+
+    Images are read from `root/aligned/{user_id}/landmark_aligned_face.{face_id}.{original_image}`.
+    """
+    report = DataReport(source=f"adience:{root}")
+    records = []
+    fold_files = sorted(f for f in os.listdir(root) if re.fullmatch(r"fold_\d+_data\.txt", f))
+    if not fold_files:
+        raise FileNotFoundError(f"{root}: no Adience fold_*_data.txt files")
+    for fold_file in fold_files:
+        fold = int(re.findall(r"\d+", fold_file)[0])
+        with open(os.path.join(root, fold_file), newline="") as f:
+            for row in csv.DictReader(f, delimiter="\t"):
+                report.total += 1
+                row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+                path = os.path.join(root, "aligned", row.get("user_id", ""),
+                                    f"landmark_aligned_face.{row.get('face_id', '')}.{row.get('original_image', '')}")
+                gender = {"m": 0, "f": 1}.get(row.get("gender", ""))
+                try:
+                    age = _adience_age(row.get("age", ""))
+                except ValueError as e:
+                    report.add(path, str(e))
+                    continue
+                if gender is None:
+                    report.add(path, f"no gender label: {row.get('gender', '')!r}")
+                    continue
+                records.append(FaceRecord(path, age, gender, fold=fold))
+    if validate:
+        records = _validate(records, report, workers)
+    return records, report
+
+
+_GENDERS = {"0": 0, "1": 1, "m": 0, "f": 1, "male": 0, "female": 1}
+
+
+def load_csv(csv_path: str, *, validate=True, workers=8) -> tuple[list[FaceRecord], DataReport]:
+    """A CSV with a header `path,age,gender` (optional `race`); paths are relative to the CSV."""
+    report = DataReport(source=f"csv:{csv_path}")
+    base = os.path.dirname(os.path.abspath(csv_path))
+    records = []
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"path", "age", "gender"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{csv_path}: CSV header lacks column(s) {sorted(missing)}; expected path,age,gender")
+        for line, row in enumerate(reader, start=2):
+            report.total += 1
+            path = os.path.join(base, (row["path"] or "").strip())
+            try:
+                age = float(row["age"])
+            except (TypeError, ValueError):
+                report.add(path, f"bad age: {row['age']!r} on line {line}")
+                continue
+            if not 0 <= age <= MAX_VALID_AGE:
+                report.add(path, f"age out of range: {row['age']!r} on line {line}")
+                continue
+            gender = _GENDERS.get((row["gender"] or "").strip().lower())
+            if gender is None:
+                report.add(path, f"bad gender: {row['gender']!r} on line {line}")
+                continue
+            race = (row.get("race") or "").strip()
+            records.append(FaceRecord(path, age, gender, int(race) if race.isdigit() else -1))
+    if validate:
+        records = _validate(records, report, workers)
+    return records, report
+
+
+LOADERS = {"utkface": load_utkface, "adience": load_adience, "csv": load_csv}
+
+
+def load_dataset(kind: str, path: str, **kwargs) -> tuple[list[FaceRecord], DataReport]:
+    if kind not in LOADERS:
+        raise ValueError(f"dataset kind must be one of {sorted(LOADERS)}. Received: {kind!r}")
+    return LOADERS[kind](path, **kwargs)
+
+
+def content_hash(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()
+
+
+def split_by_content(
+    records: Sequence[FaceRecord], schema: Schema, *, val_fraction=0.1, test_fraction=0.1, seed=0
+) -> dict[str, list[FaceRecord]]:
+    """Seeded train/val/test split, stratified by gender and age group, by image content.
+
+    Byte-identical images form one group that lands in a single split, so a picture that
+    appears twice under two names is never in both train and test.
+    """
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"Bad split fractions. Received: {val_fraction=}, {test_fraction=}")
+    groups = collections.defaultdict(list)
+    for record in records:
+        groups[content_hash(record.path)].append(record)
+    strata = collections.defaultdict(list)
+    for digest in sorted(groups):
+        first = groups[digest][0]
+        strata[(first.gender, schema.age_group(first.age))].append(digest)
+    rng = random.Random(seed)
+    splits = {name: [] for name in SPLITS}
+    for key in sorted(strata):
+        digests = strata[key]
+        rng.shuffle(digests)
+        n_test = round(len(digests) * test_fraction)
+        n_val = round(len(digests) * val_fraction)
+        for index, digest in enumerate(digests):
+            name = "test" if index < n_test else "val" if index < n_test + n_val else "train"
+            splits[name].extend(groups[digest])
+    for name in SPLITS:
+        splits[name].sort(key=lambda r: r.path)
+    return splits
+
+
+def split_by_fold(records: Sequence[FaceRecord], test_fold: int) -> dict[str, list[FaceRecord]]:
+    """Adience's protocol: fold `test_fold` is the test set, the next fold validates, the rest train."""
+    folds = sorted({r.fold for r in records})
+    if test_fold not in folds:
+        raise ValueError(f"test_fold must be one of {folds}. Received: {test_fold}")
+    val_fold = folds[(folds.index(test_fold) + 1) % len(folds)]
+    splits = {name: [] for name in SPLITS}
+    for r in records:
+        splits["test" if r.fold == test_fold else "val" if r.fold == val_fold else "train"].append(r)
+    return splits
+
+
+def write_manifest(path: str, splits: dict[str, list[FaceRecord]], **info) -> None:
+    """Writes the split (every record with its labels) as JSON, atomically."""
+    data = dict(info, splits={name: [dataclasses.asdict(r) for r in recs] for name, recs in splits.items()})
+    atomic_write_text(path, json.dumps(data, indent=1))
+
+
+def read_manifest(path: str) -> dict[str, list[FaceRecord]]:
+    with open(path) as f:
+        data = json.load(f)
+    return {name: [FaceRecord(**r) for r in recs] for name, recs in data["splits"].items()}
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Writes to a temporary file beside `path`, then renames it: readers never see half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def race_name(race: int) -> str:
+    return RACES[race] if 0 <= race < len(RACES) else "unknown"
+
+
+def labels_summary(records: Iterable[FaceRecord], schema: Schema) -> dict:
+    records = list(records)
+    return {
+        "faces": len(records),
+        "gender": dict(collections.Counter(schema.gender_labels[r.gender] for r in records)),
+        "age_group": dict(collections.Counter(schema.age_group_labels[schema.age_group(r.age)] for r in records)),
+    }

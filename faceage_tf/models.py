@@ -1,0 +1,228 @@
+"""The paper's networks as Keras functional models.
+
+- `attentional_network`: a spatial transformer (localisation net + bilinear sampler) in front of
+  a convolutional trunk, in the spirit of the authors' attentional convolutional network.
+- `residual_network`: a ResNet with basic blocks (ResNet-18-like by default).
+- `ensemble`: both networks in one graph, averaging their probabilities and expected ages.
+
+Every model takes a normalised `(B, S, S, 3)` float image (see `Schema`) and returns the dict
+`{"gender": (B, 2), "age_group": (B, G), "age": (B, 1)}`, produced by the same
+`multitask_head`: the age branch sees the predicted gender probabilities (the paper's
+gender-augmented age branch) unless `gender_input=False`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from faceage_tf.keras import keras, tf
+from faceage_tf.layers import BilinearSampler, ExpectedAge
+from faceage_tf.schema import Schema
+
+OUTPUTS = ("gender", "age_group", "age")
+MEMBERS = ("attentional", "residual")  # the ensemble's networks, in order
+WARP_LAYER = "attn_sampler"  # the attention: the transformed image...
+SALIENCY_LAYER = "attn_stage4_relu2"  # ...and the trunk's last activation map
+
+layers = keras.layers
+IDENTITY_THETA = keras.initializers.Constant([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])  # affine [[1, 0, 0], [0, 1, 0]]
+
+
+def _conv_bn_relu(x, filters, kernel_size, strides, name):
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=name + "_conv")(x)
+    x = layers.BatchNormalization(name=name + "_bn")(x)
+    return layers.ReLU(name=name + "_relu")(x)
+
+
+def multitask_head(features, schema: Schema, *, gender_input=True, dropout=0.2, age_units=128, prefix=""):
+    """The shared head: gender, age group, and a distribution over ages 0..max_age.
+
+    Args:
+        features: `(B, D)` pooled features of a network.
+        schema: labels and age groups.
+        gender_input: feed the predicted gender probabilities to the age branch.
+        dropout: dropout rate on the features.
+        age_units: width of the age branch's hidden layer.
+        prefix: layer-name prefix, so that several heads can live in one graph.
+
+    Returns:
+        dict of tensors: `gender`, `age_group`, `age_dist` (softmax over ages) and `age`
+        (its expectation, in years).
+    """
+    x = layers.Dropout(dropout, name=prefix + "head_dropout")(features)
+    gender = layers.Dense(len(schema.gender_labels), activation="softmax", name=prefix + "gender")(x)
+    age_input = layers.Concatenate(name=prefix + "age_input")([x, gender]) if gender_input else x
+    hidden = layers.Dense(age_units, activation="relu", name=prefix + "age_hidden")(age_input)
+    age_group = layers.Dense(schema.num_age_groups, activation="softmax", name=prefix + "age_group")(hidden)
+    age_dist = layers.Dense(schema.max_age + 1, activation="softmax", name=prefix + "age_dist")(hidden)
+    age = ExpectedAge(name=prefix + "age")(age_dist)
+    return {"gender": gender, "age_group": age_group, "age_dist": age_dist, "age": age}
+
+
+def spatial_transformer(x, *, name="attn"):
+    """Localisation net + sampler; starts as the identity transform and learns where to look."""
+    loc = layers.AveragePooling2D(2, name=name + "_loc_pool")(x)
+    loc = layers.Conv2D(16, 5, strides=2, padding="same", activation="relu", name=name + "_loc_conv1")(loc)
+    loc = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", name=name + "_loc_conv2")(loc)
+    loc = layers.GlobalAveragePooling2D(name=name + "_loc_gap")(loc)
+    loc = layers.Dense(32, activation="relu", name=name + "_loc_fc1")(loc)
+    theta = layers.Dense(6, kernel_initializer="zeros", bias_initializer=IDENTITY_THETA, name=name + "_theta")(loc)
+    return BilinearSampler(name=name + "_sampler")([x, theta])
+
+
+def attentional_features(x, *, width=32):
+    """Spatial transformer, then four conv stages (2 conv-BN-ReLU each) and global pooling."""
+    x = spatial_transformer(x, name="attn")
+    x = _conv_bn_relu(x, width, 3, 2, "attn_stem")
+    for stage, filters in enumerate((width, 2 * width, 4 * width, 8 * width), start=1):
+        if stage > 1:
+            x = layers.MaxPooling2D(2, name=f"attn_stage{stage}_pool")(x)
+        x = _conv_bn_relu(x, filters, 3, 1, f"attn_stage{stage}_1")
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"attn_stage{stage}_2_conv")(x)
+        x = layers.BatchNormalization(name=f"attn_stage{stage}_2_bn")(x)
+        x = layers.ReLU(name=f"attn_stage{stage}_relu2")(x)
+    return layers.GlobalAveragePooling2D(name="attn_gap")(x)
+
+
+def residual_block(x, filters, stride, name):
+    """ResNet basic block: two 3x3 conv-BN, projection shortcut when the shape changes."""
+    shortcut = x
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=name + "_proj_conv")(x)
+        shortcut = layers.BatchNormalization(name=name + "_proj_bn")(shortcut)
+    x = _conv_bn_relu(x, filters, 3, stride, name + "_1")
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name + "_2_conv")(x)
+    x = layers.BatchNormalization(name=name + "_2_bn")(x)
+    x = layers.Add(name=name + "_add")([shortcut, x])
+    return layers.ReLU(name=name + "_out")(x)
+
+
+def residual_features(x, *, widths=(32, 64, 128, 256), blocks=(2, 2, 2, 2)):
+    """Stride-2 stem, then `blocks[i]` basic blocks of `widths[i]` filters per stage."""
+    if len(widths) != len(blocks) or not widths:
+        raise ValueError(f"widths and blocks must be non-empty and of equal length. Received: {widths=}, {blocks=}")
+    x = _conv_bn_relu(x, widths[0], 3, 2, "res_stem")
+    for stage, (filters, count) in enumerate(zip(widths, blocks), start=1):
+        for block in range(1, count + 1):
+            stride = 2 if stage > 1 and block == 1 else 1
+            x = residual_block(x, filters, stride, f"res_stage{stage}_block{block}")
+    return layers.GlobalAveragePooling2D(name="res_gap")(x)
+
+
+def _inputs(schema: Schema):
+    return keras.Input((schema.input_size, schema.input_size, 3), name="image")
+
+
+def _public(head):
+    return {key: head[key] for key in OUTPUTS}
+
+
+def attentional_network(schema: Schema = Schema(), *, width=32, gender_input=True, name="attentional"):
+    """The attentional convolutional network with the multi-task head."""
+    inputs = _inputs(schema)
+    head = multitask_head(attentional_features(inputs, width=width), schema, gender_input=gender_input)
+    return keras.Model(inputs, _public(head), name=name)
+
+
+def residual_network(
+    schema: Schema = Schema(), *, widths=(32, 64, 128, 256), blocks=(2, 2, 2, 2), gender_input=True, name="residual"
+):
+    """The residual network with the multi-task head."""
+    inputs = _inputs(schema)
+    head = multitask_head(residual_features(inputs, widths=widths, blocks=blocks), schema, gender_input=gender_input)
+    return keras.Model(inputs, _public(head), name=name)
+
+
+def ensemble(schema: Schema = Schema(), *, width=32, widths=(32, 64, 128, 256), blocks=(2, 2, 2, 2),
+             gender_input=True, name="ensemble"):
+    """Both networks in one flat graph (QAT cannot quantise nested models); outputs are averages.
+
+    Each network keeps its own head (`attentional_gender`, `residual_age_dist`, ...) so that
+    both are trained with their own losses in one `model.fit`; since they share no weights, that
+    equals training them apart on the same batches.
+    """
+    inputs = _inputs(schema)
+    heads = {
+        "attentional": multitask_head(attentional_features(inputs, width=width), schema,
+                                      gender_input=gender_input, prefix="attentional_"),
+        "residual": multitask_head(residual_features(inputs, widths=widths, blocks=blocks), schema,
+                                   gender_input=gender_input, prefix="residual_"),
+    }
+    outputs = {
+        key: layers.Average(name=key)([heads[member][key] for member in MEMBERS]) for key in OUTPUTS
+    }
+    return keras.Model(inputs, outputs, name=name)
+
+
+BUILDERS = {"attentional": attentional_network, "residual": residual_network, "ensemble": ensemble}
+
+
+def build_model(architecture: str, schema: Schema = Schema(), **kwargs):
+    """Builds 'attentional', 'residual' or 'ensemble' by name."""
+    if architecture not in BUILDERS:
+        raise ValueError(f"architecture must be one of {sorted(BUILDERS)}. Received: architecture={architecture!r}")
+    return BUILDERS[architecture](schema, **kwargs)
+
+
+def head_prefixes(model) -> list[str]:
+    """The layer-name prefixes of the multi-task heads in `model` ('' for a single network)."""
+    names = {layer.name for layer in model.layers}
+    return [p for p in ("", "attentional_", "residual_") if p + "age_dist" in names]
+
+
+def training_model(model):
+    """A view of `model` (same weights) that also outputs each head's age distribution.
+
+    Outputs: every head's `gender`, `age_group`, `age_dist` (these carry the losses) and the
+    model's public `gender`, `age_group`, `age` (for metrics; for a single network the public
+    outputs are its head's).
+    """
+    outputs = {}
+    for prefix in head_prefixes(model):
+        for key in ("gender", "age_group", "age_dist"):
+            outputs[prefix + key] = model.get_layer(prefix + key).output
+    for key in OUTPUTS:
+        outputs[key] = model.get_layer(key).output
+    return keras.Model(model.inputs, outputs, name=model.name + "_training")
+
+
+def has_attention(model) -> bool:
+    return any(layer.name == WARP_LAYER for layer in model.layers)
+
+
+def attention_model(model):
+    """`{"warped": (B,S,S,3), "features": (B,h,w,C)}`: what the spatial transformer shows the trunk,
+    and the trunk's last activation map (turned into a saliency map by `saliency`)."""
+    if not has_attention(model):
+        raise ValueError(f"Model {model.name!r} has no spatial transformer (no layer named {WARP_LAYER!r}).")
+    return keras.Model(
+        model.inputs,
+        {"warped": model.get_layer(WARP_LAYER).output, "features": model.get_layer(SALIENCY_LAYER).output},
+        name=model.name + "_attention",
+    )
+
+
+def saliency(features, size):
+    """Per-pixel saliency in [0, 1]: channel mean of the activations, resized to `size` x `size`."""
+    heat = tf.reduce_mean(tf.convert_to_tensor(features), axis=-1, keepdims=True)
+    heat = tf.image.resize(heat, (size, size), method="bilinear")[..., 0]
+    low = tf.reduce_min(heat, axis=(1, 2), keepdims=True)
+    high = tf.reduce_max(heat, axis=(1, 2), keepdims=True)
+    return ((heat - low) / tf.maximum(high - low, 1e-8)).numpy()
+
+
+def count_flops(model) -> int:
+    """Multiply-adds x 2 of the conv and dense layers for one image (the sampler is negligible)."""
+    flops = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            out_h, out_w, out_c = layer.output.shape[1:]
+            k_h, k_w = layer.kernel_size
+            flops += 2 * out_h * out_w * out_c * k_h * k_w * layer.input.shape[-1]
+        elif isinstance(layer, layers.Dense):
+            flops += 2 * layer.input.shape[-1] * layer.units
+    return int(flops)
+
+
+def count_params(model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.weights))

@@ -1,0 +1,140 @@
+"""tf.data pipelines: parallel decode and resize, cache, deterministic shuffle and augmentation.
+
+Faces are decoded by `faceage_tf.preprocess.load_face` (the runtime's own code) in parallel and
+cached; the decoded uint8 faces then stay in memory (20k faces at 64 px are 250 MB). Each epoch's
+order and augmentation are drawn from stateless RNGs keyed by (seed, epoch, step), so a run
+resumed from its epoch-end backup sees exactly the batches an uninterrupted run would.
+Augmentation lives here, never inside the model, so that exported models stay convertible.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from faceage_tf.datasets import FaceRecord
+from faceage_tf.keras import tf
+from faceage_tf.preprocess import load_face
+from faceage_tf.schema import Schema
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def decode_faces(records: Sequence[FaceRecord], schema: Schema, *, cache: str = "") -> tf.Tensor:
+    """All faces as one uint8 tensor `(N, S, S, 3)`, decoded in parallel; `cache` names a file
+    prefix to keep the decoded faces between runs ('' keeps them in memory only)."""
+    size = schema.input_size
+
+    def load(path):
+        return load_face(path.decode("utf-8"), size)
+
+    def decode(path):
+        image = tf.numpy_function(load, [path], tf.uint8, stateful=False)
+        image.set_shape((size, size, 3))
+        return image
+
+    paths = tf.data.Dataset.from_tensor_slices([r.path for r in records])
+    faces = paths.map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if cache:
+        faces = faces.cache(cache)
+    faces = faces.batch(4096).prefetch(1)
+    parts = [batch.numpy() for batch in faces]
+    return tf.constant(np.concatenate(parts) if parts else np.zeros((0, size, size, 3), np.uint8))
+
+
+def label_arrays(records: Sequence[FaceRecord], schema: Schema) -> dict[str, np.ndarray]:
+    """Targets for every head: gender, age group, integer age (for the age distribution), age."""
+    ages = np.array([r.age for r in records], np.float32)
+    return {
+        "gender": np.array([r.gender for r in records], np.int32),
+        "age_group": np.array([schema.age_group(r.age) for r in records], np.int32),
+        "age_dist": np.clip(np.round(ages), 0, schema.max_age).astype(np.int32),
+        "age": ages,
+    }
+
+
+def age_group_weights(groups: np.ndarray, num_groups: int, power: float) -> np.ndarray:
+    """Per-face loss weights `(mean count / group count) ** power`: 0 = none, 0.5 = sqrt, 1 = inverse."""
+    counts = np.bincount(groups, minlength=num_groups).astype(np.float64)
+    per_group = (counts.sum() / num_groups / np.maximum(counts, 1)) ** power
+    weights = per_group[groups]
+    return (weights / weights.mean()).astype(np.float32)
+
+
+def _base_name(output_name: str) -> str:
+    for key in ("age_group", "age_dist", "gender", "age"):
+        if output_name.endswith(key):
+            return key
+    raise ValueError(f"Cannot tell which label output {output_name!r} predicts.")
+
+
+def normalize(images, schema: Schema):
+    """uint8 faces to the model's input, the same arithmetic as `preprocess.normalize`."""
+    return (tf.cast(images, tf.float32) - schema.mean) / schema.std
+
+
+def augment(images, seed, *, scale_range=(0.85, 1.0), brightness=0.15, contrast=0.25):
+    """Batched, seeded augmentation of uint8 faces: flip, crop/scale jitter, brightness, contrast."""
+    batch = tf.shape(images)[0]
+    size = images.shape[1]
+    u = tf.random.stateless_uniform([batch, 6], seed=seed)
+    x = tf.cast(images, tf.float32)
+    x = tf.where(u[:, 0:1, None, None] < 0.5, tf.reverse(x, axis=[2]), x)
+    scale = scale_range[0] + (scale_range[1] - scale_range[0]) * u[:, 1]
+    top = (1.0 - scale) * u[:, 2]
+    left = (1.0 - scale) * u[:, 3]
+    boxes = tf.stack([top, left, top + scale, left + scale], axis=1)
+    x = tf.image.crop_and_resize(x, boxes, tf.range(batch), (size, size))
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    x = (x - mean) * (1.0 + contrast * (2.0 * u[:, 4, None, None, None] - 1.0)) + mean
+    x = x + 255.0 * brightness * (2.0 * u[:, 5, None, None, None] - 1.0)
+    return tf.clip_by_value(x, 0.0, 255.0)
+
+
+def training_dataset(
+    faces, labels: dict[str, np.ndarray], output_names: Sequence[str], schema: Schema, *,
+    batch_size: int, epochs: int, start_epoch: int = 0, seed: int = 0, sample_weights: np.ndarray | None = None,
+):
+    """Batches for epochs `start_epoch..epochs-1`: `(images, targets, weights)` dicts keyed by
+    `output_names`. `sample_weights` (per face) weigh the age outputs. Drops the last partial
+    batch; `steps_per_epoch(len(faces), batch_size)` batches an epoch."""
+    n = int(faces.shape[0])
+    steps = steps_per_epoch(n, batch_size)
+    targets = {name: tf.constant(labels[_base_name(name)]) for name in output_names}
+    age_weights = tf.constant(np.ones(n, np.float32) if sample_weights is None else sample_weights)
+
+    def epoch_batches(epoch):
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        batches = tf.data.Dataset.from_tensor_slices(tf.reshape(order[: steps * batch_size], [steps, batch_size]))
+        return batches.enumerate().map(lambda step, index: (epoch * steps + step, index))
+
+    def make_batch(step, index):
+        images = augment(tf.gather(faces, index), tf.stack([tf.cast(seed, tf.int64), step]))
+        ys = {name: tf.gather(t, index) for name, t in targets.items()}
+        w = tf.gather(age_weights, index)
+        ones = tf.ones_like(w)
+        ws = {name: (w if _base_name(name) in ("age_group", "age_dist") else ones) for name in output_names}
+        return normalize(images, schema), ys, ws
+
+    epochs_ds = tf.data.Dataset.range(start_epoch, epochs)
+    return epochs_ds.flat_map(epoch_batches).map(make_batch, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def steps_per_epoch(num_faces: int, batch_size: int) -> int:
+    if num_faces < batch_size:
+        raise ValueError(f"Need at least one full batch: {num_faces} faces < batch_size={batch_size}.")
+    return num_faces // batch_size
+
+
+def eval_dataset(faces, labels: dict[str, np.ndarray] | None, output_names: Sequence[str], schema: Schema,
+                 *, batch_size: int = 256, flip: bool = False):
+    """In-order batches without augmentation (optionally mirrored, for test-time flip)."""
+    images = tf.data.Dataset.from_tensor_slices(faces)
+    if flip:
+        images = images.map(lambda x: tf.reverse(x, axis=[1]))
+    images = images.map(lambda x: normalize(x, schema))
+    if labels is not None:
+        ys = tf.data.Dataset.from_tensor_slices({name: labels[_base_name(name)] for name in output_names})
+        images = tf.data.Dataset.zip((images, ys))
+    return images.batch(batch_size).prefetch(AUTOTUNE)

@@ -1,0 +1,117 @@
+"""Image loading and preprocessing shared by training and the runtime (numpy + Pillow only).
+
+Training decodes faces with `load_face` inside its tf.data pipeline, the runtime calls the same
+functions, so a face gives the same input tensor in both (tested on real images).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from faceage_tf.schema import Schema
+
+# Refuse images over this many pixels before decoding them (decompression bombs). 50 MP is more
+# than any phone photo; a face model needs far less.
+MAX_PIXELS = 50_000_000
+
+ImageSource = Union[str, os.PathLike, bytes, Image.Image]
+
+
+class ImageError(ValueError):
+    """An input image that cannot be used; the message names the file and the problem."""
+
+
+def _name(source) -> str:
+    if isinstance(source, (bytes, bytearray)):
+        return "<bytes>"
+    if isinstance(source, Image.Image):
+        return "<image>"
+    return os.fspath(source)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode (1, L, LA, P, RGBA, CMYK, I;16, I, F, ...) to 8-bit RGB."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        # 16/32-bit greyscale: scale to 0..255 instead of clipping.
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
+        values = np.clip(values / top * 255.0, 0, 255)
+        image = Image.fromarray(np.round(values).astype(np.uint8), "L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def open_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Opens a file, bytes or Pillow image as an upright RGB image (EXIF orientation applied).
+
+    Raises:
+        ImageError: naming the file and the problem (missing, empty, not an image, truncated,
+            too large).
+    """
+    name = _name(source)
+    try:
+        if isinstance(source, Image.Image):
+            image = source
+        else:
+            if isinstance(source, (bytes, bytearray)):
+                data = bytes(source)
+            else:
+                with open(source, "rb") as f:
+                    data = f.read()
+            if not data:
+                raise ImageError(f"{name}: empty file")
+            image = Image.open(io.BytesIO(data))
+        width, height = image.size
+        if width < 1 or height < 1:
+            raise ImageError(f"{name}: image has no pixels ({width}x{height})")
+        if width * height > max_pixels:
+            raise ImageError(
+                f"{name}: image too large ({width}x{height} = {width * height} pixels, limit {max_pixels}); "
+                "refused as a possible decompression bomb"
+            )
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return to_rgb(image)
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{name}: is a directory, not an image") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{name}: refused as a decompression bomb ({e})") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image (unknown format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{name}: truncated or corrupt image ({e})") from None
+
+
+def resize_face(image: Image.Image, size: int) -> np.ndarray:
+    """A face crop resized to `size` x `size`, as uint8 RGB `(size, size, 3)`."""
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def crop(image: Image.Image, box) -> Image.Image:
+    """Crops (left, top, right, bottom); parts outside the image are black."""
+    left, top, right, bottom = (int(round(v)) for v in box)
+    return image.crop((left, top, max(right, left + 1), max(bottom, top + 1)))
+
+
+def normalize(pixels: np.ndarray, schema: Schema) -> np.ndarray:
+    """uint8 RGB pixels to the model's float32 input: `(pixels - mean) / std`."""
+    return (pixels.astype(np.float32) - np.float32(schema.mean)) / np.float32(schema.std)
+
+
+def load_face(source: ImageSource, size: int) -> np.ndarray:
+    """A face-crop file (like UTKFace's) as uint8 RGB at the model's input size."""
+    return resize_face(open_image(source), size)
