@@ -2,7 +2,7 @@
 
 A run directory holds everything needed to reproduce or continue a run:
 `config.json`, `manifest.json` (the split), `data_report.json` (faces left out and why),
-`history.csv`, `tensorboard/`, `backup/` (epoch-end state for `--resume`), `best.weights.h5`
+`history.csv`, `tensorboard/`, `backup/` (epoch-end state for `--resume`), `best_weights.h5`
 (best validation loss) and `metrics.json`.
 """
 
@@ -178,8 +178,8 @@ class BestWeights(keras.callbacks.Callback):
             return
         self.best = value
         if self.is_chief:
-            tmp = self.path + ".tmp.h5"
-            self.model.save_weights(tmp)
+            tmp = self.path + ".tmp"
+            self.model.save_weights(tmp, save_format="h5")
             os.replace(tmp, self.path)
 
 
@@ -282,7 +282,7 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, verbose: i
         keras.callbacks.BackupAndRestore(backup_dir),
         keras.callbacks.CSVLogger(os.path.join(log_dir, "history.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(log_dir, "tensorboard"), profile_batch=0),
-        BestWeights(os.path.join(run_dir, "best.weights.h5"), is_chief=is_chief),
+        BestWeights(os.path.join(run_dir, "best_weights.h5"), is_chief=is_chief),
     ]
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(patience=config.early_stopping))
@@ -294,7 +294,7 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, verbose: i
     return model, history.history
 
 
-def load_run(run_dir: str, weights: str = "best.weights.h5"):
+def load_run(run_dir: str, weights: str = "best_weights.h5"):
     """(model, config) of a finished run: the model rebuilt from its config, with its best weights."""
     config = TrainConfig.from_file(os.path.join(run_dir, "config.json"))
     model = config.build_model()

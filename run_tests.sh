@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Sets up what the tests need (idempotent) and runs every test suite:
+#   1. the whole suite in .venv (training stack: TensorFlow, tf_keras, tfmot + runtime);
+#   2. the runtime tests again in .venv-runtime, which has only the `runtime` extra (no TensorFlow);
+#   3. the Android demo's plain-Kotlin core tests.
+# Extra arguments go to the first pytest run (e.g. ./run_tests.sh -k tflite).
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+
+setup_venv() {  # setup_venv DIR EXTRAS
+  [ -x "$1/bin/python" ] || "$PY" -m venv "$1"
+  "$1/bin/python" -m pip install -q --disable-pip-version-check -e ".[$2]" 2>&1 | grep -v "^WARNING: Location" || true
+}
+
+setup_venv .venv train,dev,detect
+setup_venv .venv-runtime runtime,dev
+
+echo "== full suite (training stack) =="
+.venv/bin/python -m pytest tests "$@"
+
+echo "== runtime suite without TensorFlow =="
+.venv-runtime/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorflow') is not None)" \
+  || { echo "error: .venv-runtime must not have TensorFlow"; exit 1; }
+.venv-runtime/bin/python -m pytest tests/runtime -p no:cacheprovider
+
+if [ -x android_demo/run_core_tests.sh ]; then
+  echo "== Android core (Kotlin/JVM) =="
+  PYTHON=.venv-runtime/bin/python android_demo/run_core_tests.sh
+fi
