@@ -164,30 +164,49 @@ def build_model(architecture: str, schema: Schema = Schema(), **kwargs):
     return BUILDERS[architecture](schema, **kwargs)
 
 
+def find_layer(model, name: str):
+    """`model.get_layer(name)`, also finding the `quant_`-prefixed wrapper of a QAT model."""
+    names = {layer.name for layer in model.layers}
+    for candidate in (name, "quant_" + name):
+        if candidate in names:
+            return model.get_layer(candidate)
+    raise ValueError(f"Model {model.name!r} has no layer named {name!r}.")
+
+
 def head_prefixes(model) -> list[str]:
     """The layer-name prefixes of the multi-task heads in `model` ('' for a single network)."""
-    names = {layer.name for layer in model.layers}
+    names = {layer.name.removeprefix("quant_") for layer in model.layers}
     return [p for p in ("", "attentional_", "residual_") if p + "age_dist" in names]
 
 
-def training_model(model):
-    """A view of `model` (same weights) that also outputs each head's age distribution.
-
-    Outputs: every head's `gender`, `age_group`, `age_dist` (these carry the losses) and the
-    model's public `gender`, `age_group`, `age` (for metrics; for a single network the public
-    outputs are its head's).
-    """
+def training_outputs(model) -> dict:
+    """Every head's `gender`, `age_group`, `age_dist` (these carry the losses) and the model's
+    public `gender`, `age_group`, `age` (for metrics; for a single network the public outputs
+    are its head's). Keys are layer names without any QAT `quant_` prefix."""
     outputs = {}
     for prefix in head_prefixes(model):
         for key in ("gender", "age_group", "age_dist"):
-            outputs[prefix + key] = model.get_layer(prefix + key).output
+            outputs[prefix + key] = find_layer(model, prefix + key).output
     for key in OUTPUTS:
-        outputs[key] = model.get_layer(key).output
-    return keras.Model(model.inputs, outputs, name=model.name + "_training")
+        outputs[key] = find_layer(model, key).output
+    return outputs
+
+
+def training_model(model):
+    """A view of `model` (same weights) with the outputs of `training_outputs`."""
+    return keras.Model(model.inputs, training_outputs(model), name=model.name + "_training")
+
+
+def member_models(model) -> dict:
+    """Each network of an ensemble as a model of its own (shared weights), by name; `{}` for a
+    single network. Used to score each network alone."""
+    prefixes = [p for p in head_prefixes(model) if p]
+    return {p.rstrip("_"): keras.Model(model.inputs, {k: find_layer(model, p + k).output for k in OUTPUTS},
+                                       name=p.rstrip("_")) for p in prefixes}
 
 
 def has_attention(model) -> bool:
-    return any(layer.name == WARP_LAYER for layer in model.layers)
+    return any(layer.name.removeprefix("quant_") == WARP_LAYER for layer in model.layers)
 
 
 def attention_model(model):
@@ -197,7 +216,7 @@ def attention_model(model):
         raise ValueError(f"Model {model.name!r} has no spatial transformer (no layer named {WARP_LAYER!r}).")
     return keras.Model(
         model.inputs,
-        {"warped": model.get_layer(WARP_LAYER).output, "features": model.get_layer(SALIENCY_LAYER).output},
+        {"warped": find_layer(model, WARP_LAYER).output, "features": find_layer(model, SALIENCY_LAYER).output},
         name=model.name + "_attention",
     )
 

@@ -138,3 +138,11 @@ def eval_dataset(faces, labels: dict[str, np.ndarray] | None, output_names: Sequ
         ys = tf.data.Dataset.from_tensor_slices({name: labels[_base_name(name)] for name in output_names})
         images = tf.data.Dataset.zip((images, ys))
     return images.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def predict(model, faces, schema: Schema, *, flip: bool = True, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Public outputs of `model` on uint8 faces as numpy; `flip` averages in the mirrored faces
+    (test-time augmentation)."""
+    runs = [model.predict(eval_dataset(faces, None, (), schema, batch_size=batch_size, flip=f), verbose=0)
+            for f in ((False, True) if flip else (False,))]
+    return {key: np.mean([run[key] for run in runs], axis=0) for key in ("gender", "age_group", "age")}

@@ -22,6 +22,9 @@ from faceage_tf.keras import keras, tf
 from faceage_tf.schema import Schema
 
 
+BEST_WEIGHTS = "best_weights.h5"
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Every option of a training run; saved as `config.json` in the run directory."""
@@ -54,6 +57,8 @@ class TrainConfig:
     early_stopping: int = 0  # patience in epochs (0 = off)
     distribute: str = "auto"  # none | mirrored | multiworker | auto (multiworker when TF_CONFIG is set)
     cache: bool = True  # keep decoded faces on disk in the run directory
+    init_from: str = ""  # a finished run directory: start from its best weights and reuse its split
+    qat: bool = False  # quantisation-aware training (fine-tune a float run given by init_from)
 
     def __post_init__(self):
         if self.architecture not in models.BUILDERS:
@@ -65,6 +70,8 @@ class TrainConfig:
         self.residual_widths = tuple(self.residual_widths)
         self.residual_blocks = tuple(self.residual_blocks)
         self.schema()  # validates input_size and age groups
+        if self.qat and not self.init_from:
+            raise ValueError("qat fine-tunes a trained float model: set init_from to its run directory")
 
     def schema(self) -> Schema:
         return Schema(input_size=self.input_size, age_group_preset=self.age_groups)
@@ -77,8 +84,17 @@ class TrainConfig:
             kwargs.update(widths=self.residual_widths, blocks=self.residual_blocks)
         return kwargs
 
-    def build_model(self):
-        return models.build_model(self.architecture, self.schema(), **self.model_kwargs())
+    def build_model(self, *, load_init: bool = True):
+        """The model of this config, with `init_from`'s weights (unless `load_init` is False);
+        for `qat`, its quantisation-aware copy."""
+        model = models.build_model(self.architecture, self.schema(), **self.model_kwargs())
+        if self.init_from and load_init:
+            models.training_model(model).load_weights(os.path.join(self.init_from, BEST_WEIGHTS))
+        if self.qat:
+            from faceage_tf import qat  # imports tensorflow-model-optimization, only when needed
+
+            model = qat.quantize(model)
+        return model
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -217,6 +233,11 @@ def prepare_splits(config: TrainConfig, run_dir: str, is_chief: bool = True) -> 
     manifest = os.path.join(run_dir, "manifest.json")
     if os.path.exists(manifest):
         return datasets.read_manifest(manifest)
+    if config.init_from:  # a fine-tune keeps the split of the run it starts from
+        splits = datasets.read_manifest(os.path.join(config.init_from, "manifest.json"))
+        if is_chief:
+            datasets.write_manifest(manifest, splits, dataset=config.dataset, data=config.data, init_from=config.init_from)
+        return splits
     records, report = datasets.load_dataset(config.dataset, config.data)
     print(report.summary())
     if config.limit:
@@ -264,13 +285,14 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, verbose: i
     with strategy.scope():
         model = config.build_model()
         train_model = compile_for_training(model, config, steps)
+    output_keys = list(models.training_outputs(model))
     start_epoch = _backed_up_epoch(backup_dir) if resume else 0
     weights = pipeline.age_group_weights(labels["train"]["age_group"], schema.num_age_groups, config.age_balance)
     train_ds = pipeline.training_dataset(
-        faces["train"], labels["train"], train_model.output_names, schema, batch_size=config.batch_size,
+        faces["train"], labels["train"], output_keys, schema, batch_size=config.batch_size,
         epochs=config.epochs, start_epoch=start_epoch, seed=config.seed, sample_weights=weights,
     )
-    val_ds = pipeline.eval_dataset(faces["val"], labels["val"], train_model.output_names, schema,
+    val_ds = pipeline.eval_dataset(faces["val"], labels["val"], output_keys, schema,
                                    batch_size=config.batch_size)
     if strategy.num_replicas_in_sync > 1 or config.distribute == "multiworker":
         options = tf.data.Options()
@@ -282,7 +304,7 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, verbose: i
         keras.callbacks.BackupAndRestore(backup_dir),
         keras.callbacks.CSVLogger(os.path.join(log_dir, "history.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(log_dir, "tensorboard"), profile_batch=0),
-        BestWeights(os.path.join(run_dir, "best_weights.h5"), is_chief=is_chief),
+        BestWeights(os.path.join(run_dir, BEST_WEIGHTS), is_chief=is_chief),
     ]
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(patience=config.early_stopping))
@@ -294,10 +316,10 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, verbose: i
     return model, history.history
 
 
-def load_run(run_dir: str, weights: str = "best_weights.h5"):
+def load_run(run_dir: str, weights: str = BEST_WEIGHTS):
     """(model, config) of a finished run: the model rebuilt from its config, with its best weights."""
     config = TrainConfig.from_file(os.path.join(run_dir, "config.json"))
-    model = config.build_model()
+    model = config.build_model(load_init=False)
     path = os.path.join(run_dir, weights)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no weights; has the run finished an epoch?")

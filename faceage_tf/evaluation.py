@@ -1,0 +1,178 @@
+"""Evaluation people can read: accuracy, off-by-one, MAE, confusion matrices, fairness breakdowns.
+
+Works on plain numpy predictions (`{"gender": (N,2), "age_group": (N,G), "age": (N,1)}`), so the
+same code scores a Keras model, a `.tflite` file or a peer model. No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+
+from faceage_tf.datasets import FaceRecord, atomic_write_text, race_name
+from faceage_tf.schema import Schema
+
+
+def _scores(gender_pred, group_pred, age_pred, gender, group, age) -> dict:
+    n = len(gender)
+    if n == 0:
+        return {"n": 0}
+    return {
+        "n": int(n),
+        "gender_accuracy": float(np.mean(gender_pred == gender)),
+        "age_group_accuracy": float(np.mean(group_pred == group)),
+        "age_group_off_by_one": float(np.mean(np.abs(group_pred - group) <= 1)),
+        "age_mae": float(np.mean(np.abs(age_pred - age))),
+    }
+
+
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts, rows = true class, columns = predicted class."""
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (true, pred), 1)
+    return matrix
+
+
+def evaluate(predictions: dict[str, np.ndarray], records: Sequence[FaceRecord], schema: Schema) -> dict:
+    """All figures for one model on labelled faces: overall, confusion matrices, and broken down
+    by gender, age group and race (race only where the data has it, as UTKFace does)."""
+    gender = np.array([r.gender for r in records])
+    age = np.array([r.age for r in records], np.float64)
+    group = np.array([schema.age_group(r.age) for r in records])
+    race = np.array([r.race for r in records])
+    gender_pred = np.argmax(predictions["gender"], axis=-1)
+    group_pred = np.argmax(predictions["age_group"], axis=-1)
+    age_pred = np.asarray(predictions["age"], np.float64).reshape(-1)
+    if not len(gender_pred) == len(group_pred) == len(age_pred) == len(records):
+        raise ValueError(f"predictions cover {len(age_pred)} faces but there are {len(records)} records")
+
+    def scores(mask):
+        return _scores(gender_pred[mask], group_pred[mask], age_pred[mask], gender[mask], group[mask], age[mask])
+
+    result = scores(np.ones(len(records), bool))
+    result["confusion"] = {
+        "gender": confusion_matrix(gender, gender_pred, len(schema.gender_labels)).tolist(),
+        "age_group": confusion_matrix(group, group_pred, schema.num_age_groups).tolist(),
+    }
+    result["by_gender"] = {label: scores(gender == i) for i, label in enumerate(schema.gender_labels)}
+    result["by_age_group"] = {label: scores(group == i) for i, label in enumerate(schema.age_group_labels)}
+    if (race >= 0).any():
+        result["by_race"] = {race_name(i): scores(race == i) for i in sorted(set(race.tolist())) if i >= 0}
+        known = [v for v in result["by_race"].values() if v["n"]]
+        result["race_gap"] = {
+            "gender_accuracy": max(v["gender_accuracy"] for v in known) - min(v["gender_accuracy"] for v in known),
+            "age_mae": max(v["age_mae"] for v in known) - min(v["age_mae"] for v in known),
+        }
+    return result
+
+
+def average_predictions(*predictions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Mean of several prediction dicts (test-time flip, ensembles)."""
+    return {key: np.mean([p[key] for p in predictions], axis=0) for key in predictions[0]}
+
+
+def _row(name: str, s: dict) -> str:
+    if not s.get("n"):
+        return f"| {name} | 0 | | | | |"
+    return (f"| {name} | {s['n']} | {100 * s['gender_accuracy']:.1f} | {100 * s['age_group_accuracy']:.1f} | "
+            f"{100 * s['age_group_off_by_one']:.1f} | {s['age_mae']:.2f} |")
+
+
+HEADER = ("| | faces | gender acc % | age-group acc % | off-by-one % | age MAE (years) |\n"
+          "|---|---:|---:|---:|---:|---:|")
+
+
+def markdown_table(rows: dict[str, dict]) -> str:
+    """A Markdown table with one row per named result."""
+    return "\n".join([HEADER] + [_row(name, s) for name, s in rows.items()])
+
+
+def markdown_report(result: dict, schema: Schema, title: str = "Evaluation") -> str:
+    parts = [f"## {title}", "", markdown_table({"all": result})]
+    for key, heading in (("by_gender", "By gender"), ("by_age_group", "By age group"), ("by_race", "By race")):
+        if key in result:
+            parts += ["", f"### {heading}", "", markdown_table(result[key])]
+    if "race_gap" in result:
+        gap = result["race_gap"]
+        parts += ["", f"Gap between best and worst race group: gender accuracy {100 * gap['gender_accuracy']:.1f} "
+                      f"points, age MAE {gap['age_mae']:.2f} years."]
+    labels = schema.age_group_labels
+    matrix = result["confusion"]["age_group"]
+    parts += ["", "### Age-group confusion (rows: true, columns: predicted)", "",
+              "| | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    parts += [f"| {labels[i]} | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(matrix)]
+    return "\n".join(parts) + "\n"
+
+
+def plot_confusion(matrix, labels: Sequence[str], path: str, title: str) -> None:
+    """Row-normalised confusion matrix as a PNG, with counts in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix)
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = 1.0 + 0.6 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of true class")
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def plot_attention(faces: np.ndarray, warped: np.ndarray, heat: np.ndarray, path: str, captions=None) -> None:
+    """A grid of faces: the input, what the spatial transformer passes on, and the trunk's saliency
+    over it. `faces`/`warped` are uint8-range RGB, `heat` in [0, 1]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(faces)
+    fig, axes = plt.subplots(3, n, figsize=(1.6 * n, 5.2), squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(np.clip(faces[i], 0, 255).astype(np.uint8))
+        axes[1, i].imshow(np.clip(warped[i], 0, 255).astype(np.uint8))
+        axes[2, i].imshow(np.clip(warped[i], 0, 255).astype(np.uint8))
+        axes[2, i].imshow(heat[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        if captions:
+            axes[0, i].set_title(captions[i], fontsize=7)
+        for row in range(3):
+            axes[row, i].axis("off")
+    for row, label in enumerate(("input", "transformed", "saliency")):
+        axes[row, 0].text(-0.1, 0.5, label, transform=axes[row, 0].transAxes, rotation=90, va="center", ha="right")
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def _save_figure(fig, path: str) -> None:
+    import matplotlib.pyplot as plt
+
+    tmp = f"{path}.tmp.png"
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_report(result: dict, schema: Schema, out_dir: str, title: str = "Evaluation") -> None:
+    """`metrics.json`, `report.md` and the confusion-matrix PNGs into `out_dir`."""
+    os.makedirs(out_dir, exist_ok=True)
+    atomic_write_text(os.path.join(out_dir, "metrics.json"), json.dumps(result, indent=2))
+    atomic_write_text(os.path.join(out_dir, "report.md"), markdown_report(result, schema, title))
+    plot_confusion(result["confusion"]["gender"], schema.gender_labels,
+                   os.path.join(out_dir, "confusion_gender.png"), "Gender")
+    plot_confusion(result["confusion"]["age_group"], schema.age_group_labels,
+                   os.path.join(out_dir, "confusion_age_group.png"), "Age group")

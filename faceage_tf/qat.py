@@ -1,0 +1,79 @@
+"""Quantisation-aware training (tensorflow-model-optimization, tf_keras).
+
+`quantize(model)` returns a QAT copy of a trained float model: every conv and hidden dense layer
+learns int8 weights and activations, so the converter emits int8 kernels for them. Annotations:
+
+- `BilinearSampler`: no weights; one 8-bit output quantizer, so the conv after it gets int8
+  input (with a pure no-op config that conv stays float).
+- The softmax heads, `ExpectedAge` and the ensemble's `Average`: left in float. They are a
+  sliver of the compute, and 8-bit probabilities would round away the tail of the age
+  distribution that the expected age is computed from.
+"""
+
+from __future__ import annotations
+
+import tensorflow_model_optimization as tfmot
+
+from faceage_tf.keras import keras
+from faceage_tf.layers import BilinearSampler, ExpectedAge, custom_objects
+
+quantize_keras = tfmot.quantization.keras
+MovingAverageQuantizer = quantize_keras.quantizers.MovingAverageQuantizer
+
+
+class OutputQuantizeConfig(quantize_keras.QuantizeConfig):
+    """No weights or activations to quantize; quantizes the layer's output to 8 bits."""
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return [MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+
+    def get_config(self):
+        return {}
+
+
+class FloatConfig(OutputQuantizeConfig):
+    """Leaves the layer in float: no quantizers at all."""
+
+    def get_output_quantizers(self, layer):
+        return []
+
+
+def _float_layer(layer) -> bool:
+    is_head = isinstance(layer, keras.layers.Dense) and layer.get_config().get("activation") == "softmax"
+    return is_head or isinstance(layer, (ExpectedAge, keras.layers.Average))
+
+
+def quantize_scope():
+    return quantize_keras.quantize_scope(
+        dict(custom_objects(), OutputQuantizeConfig=OutputQuantizeConfig, FloatConfig=FloatConfig)
+    )
+
+
+def quantize(model):
+    """A quantisation-aware copy of `model` (same layer names and outputs), starting from its weights."""
+
+    def annotate(layer):
+        clone = layer.__class__.from_config(layer.get_config())
+        if isinstance(layer, BilinearSampler):
+            return quantize_keras.quantize_annotate_layer(clone, OutputQuantizeConfig())
+        if _float_layer(layer):
+            return quantize_keras.quantize_annotate_layer(clone, FloatConfig())
+        return clone
+
+    annotated = keras.models.clone_model(model, clone_function=annotate)
+    annotated.set_weights(model.get_weights())  # clone_model re-initialises the weights
+    annotated = quantize_keras.quantize_annotate_model(annotated)
+    with quantize_scope():
+        return quantize_keras.quantize_apply(annotated)

@@ -1,0 +1,73 @@
+"""TFLite interpreter backends, tried in order: ai-edge-litert, tflite-runtime, then `tf.lite`.
+
+Only the backend that is used gets imported; TensorFlow (`tf.lite`) is the last resort and is
+imported lazily, so the runtime stays light wherever LiteRT or tflite-runtime is installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+BACKENDS = ("ai-edge-litert", "tflite-runtime", "tf.lite")
+
+_MODULES = {
+    "ai-edge-litert": ("ai_edge_litert.interpreter", "Interpreter"),
+    "tflite-runtime": ("tflite_runtime.interpreter", "Interpreter"),
+    "tf.lite": ("tensorflow", "lite.Interpreter"),
+}
+
+INSTALL_HINT = "pip install 'faceage_tf[runtime]' (ai-edge-litert), or tflite-runtime with numpy<2"
+
+
+class BackendError(RuntimeError):
+    """No TFLite interpreter is installed, or none of them can run the model."""
+
+
+def _interpreter_class(backend: str):
+    module_name, attribute = _MODULES[backend]
+    module = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        module = getattr(module, part)
+    return module
+
+
+def load_interpreter(model_content: bytes, name: str, num_threads: int | None = None, backend: str | None = None):
+    """Creates an interpreter for TFLite bytes with the first backend that can run them.
+
+    Args:
+        model_content: the `.tflite` file's bytes.
+        name: the file name, for error messages.
+        num_threads: interpreter threads (None: the backend's default).
+        backend: one of `BACKENDS` to use only that one (None: try them in order).
+
+    Returns:
+        (interpreter with tensors allocated, backend name).
+
+    Raises:
+        BackendError: no backend is installed, or every installed one failed to load the model
+            (the message lists each backend and its error).
+    """
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}. Received: backend={backend!r}")
+    if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
+        raise ValueError(f"num_threads must be a positive integer or None. Received: num_threads={num_threads!r}")
+    problems = []
+    for candidate in [backend] if backend else BACKENDS:
+        try:
+            interpreter_class = _interpreter_class(candidate)
+        except ImportError as e:
+            problems.append(f"{candidate}: not installed ({e.__class__.__name__}: {e})")
+            continue
+        except Exception as e:  # e.g. tflite-runtime's "_ARRAY_API not found" under numpy 2
+            problems.append(f"{candidate}: cannot be imported ({e.__class__.__name__}: {e})")
+            continue
+        try:
+            interpreter = interpreter_class(model_content=model_content, num_threads=num_threads)
+            interpreter.allocate_tensors()
+        except Exception as e:  # e.g. an op version this backend does not have
+            problems.append(f"{candidate}: cannot load the model ({e.__class__.__name__}: {str(e).strip()})")
+            continue
+        return interpreter, candidate
+    raise BackendError(f"{name}: no TFLite interpreter could run this model:\n  " + "\n  ".join(problems)
+                       + f"\nInstall one: {INSTALL_HINT}")
+

@@ -1,0 +1,81 @@
+"""Evaluate a trained run (Keras) or exported .tflite files on a run's held-out split.
+
+    python training/evaluate.py --run runs/ensemble                  # test split, flip TTA
+    python training/evaluate.py --run runs/ensemble --members        # + each network alone
+    python training/evaluate.py --run runs/ensemble --tflite model.tflite
+
+Writes metrics.json, report.md, confusion_*.png, attention.png and summary.md to --out
+(default RUN/eval). Figures are broken down by gender, age group and race.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from faceage_tf import datasets, evaluation, models, pipeline
+from faceage_tf.training import load_run
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="training run directory (its split and best weights)")
+    parser.add_argument("--split", default="test", choices=datasets.SPLITS)
+    parser.add_argument("--tflite", nargs="*", default=[], help="also evaluate these .tflite files")
+    parser.add_argument("--members", action="store_true", help="also score each network of an ensemble alone")
+    parser.add_argument("--no-flip", action="store_true", help="no test-time horizontal flip")
+    parser.add_argument("--attention", type=int, default=12, help="faces in the attention-map grid (0: none)")
+    parser.add_argument("--out", help="output directory (default: RUN/eval)")
+    args = parser.parse_args(argv)
+
+    out = args.out or os.path.join(args.run, "eval")
+    try:
+        model, config = load_run(args.run)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"evaluate.py: error: {e}")
+    schema = config.schema()
+    records = datasets.read_manifest(os.path.join(args.run, "manifest.json"))[args.split]
+    faces = pipeline.decode_faces(records, schema)
+    flip = not args.no_flip
+
+    candidates = {config.architecture: model}
+    if args.members:
+        candidates.update(models.member_models(model))
+    results = {}
+    for name, candidate in candidates.items():
+        predictions = pipeline.predict(candidate, faces, schema, flip=flip)
+        results[name] = evaluation.evaluate(predictions, records, schema)
+        evaluation.write_report(results[name], schema, os.path.join(out, name), f"{name} on {args.split}")
+    for path in args.tflite:
+        from faceage_tf.runtime import FaceAgePredictor
+
+        predictor = FaceAgePredictor(path)
+        images = pipeline.normalize(faces, schema).numpy()
+        runs = [predictor.predict_tensor(images)] + ([predictor.predict_tensor(images[:, :, ::-1])] if flip else [])
+        name = os.path.basename(path)
+        results[name] = evaluation.evaluate(evaluation.average_predictions(*runs), records, schema)
+        evaluation.write_report(results[name], schema, os.path.join(out, name), f"{name} on {args.split}")
+
+    if args.attention and models.has_attention(model):
+        picks = np.linspace(0, len(records) - 1, min(args.attention, len(records))).astype(int)
+        sample = faces.numpy()[picks]
+        maps = models.attention_model(model).predict(pipeline.normalize(sample, schema), verbose=0)
+        warped = maps["warped"] * schema.std + schema.mean
+        heat = models.saliency(maps["features"], schema.input_size)
+        captions = [f"{schema.gender_labels[records[i].gender]}, {records[i].age:.0f}" for i in picks]
+        os.makedirs(out, exist_ok=True)
+        evaluation.plot_attention(sample, warped, heat, os.path.join(out, "attention.png"), captions)
+
+    summary = f"# {args.split} split of {args.run} ({len(records)} faces, flip TTA: {flip})\n\n"
+    summary += evaluation.markdown_table(results) + "\n"
+    datasets.atomic_write_text(os.path.join(out, "summary.md"), summary)
+    datasets.atomic_write_text(os.path.join(out, "summary.json"),
+                               json.dumps({k: {m: v[m] for m in v if not isinstance(v[m], dict)}
+                                           for k, v in results.items()}, indent=2))
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()
