@@ -19,7 +19,7 @@ from faceage_tf.schema import Schema
 # than any phone photo; a face model needs far less.
 MAX_PIXELS = 50_000_000
 
-ImageSource = Union[str, os.PathLike, bytes, Image.Image]
+ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
 
 class ImageError(ValueError):
@@ -31,6 +31,8 @@ def _name(source) -> str:
         return "<bytes>"
     if isinstance(source, Image.Image):
         return "<image>"
+    if isinstance(source, np.ndarray):
+        return "<array>"
     return os.fspath(source)
 
 
@@ -50,7 +52,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def open_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Opens a file, bytes or Pillow image as an upright RGB image (EXIF orientation applied).
+    """Opens a file, bytes, Pillow image or uint8 array (H, W) / (H, W, 3|4) as an upright RGB
+    image (EXIF orientation applied).
 
     Raises:
         ImageError: naming the file and the problem (missing, empty, not an image, truncated,
@@ -60,6 +63,11 @@ def open_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Im
     try:
         if isinstance(source, Image.Image):
             image = source
+        elif isinstance(source, np.ndarray):
+            if source.dtype != np.uint8 or source.ndim not in (2, 3) or (source.ndim == 3 and source.shape[2] not in (3, 4)):
+                raise ImageError(f"{name}: arrays must be uint8 (H, W), (H, W, 3) RGB or (H, W, 4) RGBA. "
+                                 f"Received: dtype={source.dtype}, shape={source.shape}")
+            image = Image.fromarray(source)
         else:
             if isinstance(source, (bytes, bytearray)):
                 data = bytes(source)

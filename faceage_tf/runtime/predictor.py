@@ -1,0 +1,232 @@
+"""`FaceAgePredictor`: a `.tflite` model with its model card, preprocessing and face detection.
+
+    from faceage_tf.runtime import FaceAgePredictor
+    predictor = FaceAgePredictor(detector="haar")          # the packaged model
+    for face in predictor.predict("photo.jpg"):
+        print(face.box, face.gender, face.age_group, round(face.age))
+
+Needs numpy, Pillow and a TFLite interpreter (see `backends`); never TensorFlow unless no other
+interpreter is installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from faceage_tf import modelcard
+from faceage_tf.modelcard import ModelFileError
+from faceage_tf.preprocess import ImageSource, crop, normalize, open_image, resize_face
+from faceage_tf.runtime.backends import load_interpreter
+from faceage_tf.runtime.detectors import Box, check_boxes, make_detector
+from faceage_tf.schema import Schema
+
+DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "faceage.tflite")
+OUTPUTS = ("gender", "age_group", "age")
+BATCH_SIZE = 32  # faces per interpreter call in predict_batch
+
+
+@dataclasses.dataclass
+class FacePrediction:
+    """One face: its box (left, top, right, bottom) in the image, and what the model says."""
+
+    box: Box
+    gender: str
+    gender_probability: float
+    age_group: str
+    age_group_probability: float
+    age: float  # expected age in years
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"box": list(self.box)}
+
+
+def output_key(name: str) -> str:
+    """A signature output name without the `quant_` prefix that QAT models add ('quant_age' -> 'age')."""
+    return name[len("quant_"):] if name.startswith("quant_") else name
+
+
+def _shape(values) -> list:
+    """A shape with unknown dimensions as None (cards write None, interpreters -1)."""
+    return [None if v is None or v < 0 else int(v) for v in values]
+
+
+def read_model(model_path: str | os.PathLike | None) -> tuple[bytes, dict[str, Any], str]:
+    """(file bytes, model card, file name) of a faceage `.tflite` file, its sha256 checked.
+
+    Raises:
+        ModelFileError: missing file, not a TFLite model, truncated or modified, no model card.
+    """
+    if model_path is None:
+        model_path = DEFAULT_MODEL
+        if not os.path.exists(model_path):
+            raise ModelFileError(f"{model_path}: the packaged default model is missing; reinstall faceage_tf "
+                                 "or pass model_path=... (faceage --model ...)")
+    name = os.fspath(model_path)
+    try:
+        with open(model_path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ModelFileError(f"{name}: no such model file") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{name}: is a directory, not a .tflite model") from None
+    except OSError as e:
+        raise ModelFileError(f"{name}: cannot read the model ({e.strerror or e})") from None
+    card = modelcard.read_card(data, name)
+    actual = modelcard.file_hash(data)
+    if card.get("sha256") != actual:
+        raise ModelFileError(f"{name}: the file is truncated or was changed after export "
+                             f"(its sha256 {actual} differs from the model card's {card.get('sha256')})")
+    return data, card, name
+
+
+class FaceAgePredictor:
+    """Age and gender of faces with a faceage `.tflite` model.
+
+    Args:
+        model_path: a `.tflite` file exported by faceage_tf (None: the packaged default model).
+        detector: "none" (every image is one face crop, like UTKFace's), "haar" (OpenCV), or any
+            object with a `detect(rgb_uint8_array) -> [(left, top, right, bottom), ...]` method.
+        num_threads: interpreter threads (None: the backend's default).
+        backend: force one interpreter backend ("ai-edge-litert", "tflite-runtime", "tf.lite");
+            None tries them in that order.
+
+    Attributes:
+        card: the model card (dict). schema: its `Schema`. backend: the interpreter in use.
+
+    Raises:
+        ModelFileError: the file is not a usable faceage model (the message says why).
+        BackendError: no installed interpreter can run it. DetectorError: bad or unavailable detector.
+    """
+
+    def __init__(self, model_path=None, detector="none", num_threads: int | None = None, *, backend: str | None = None):
+        data, self.card, self.model_name = read_model(model_path)
+        self.model_path = os.fspath(model_path) if model_path is not None else DEFAULT_MODEL
+        self.model_bytes = len(data)
+        try:
+            self.schema = Schema.from_dict(self.card["schema"])
+        except (TypeError, ValueError) as e:
+            raise ModelFileError(f"{self.model_name}: model card has an invalid schema ({e})") from None
+        self.num_threads = num_threads
+        self.interpreter, self.backend = load_interpreter(data, self.model_name, num_threads, backend)
+        self._runner = self._signature_runner()
+        self.detector = make_detector(detector)
+
+    # -- model contract ----------------------------------------------------------------------
+
+    def _signature_runner(self):
+        """The model's signature runner, after checking its inputs/outputs against the card."""
+        name = self.model_name
+        signatures = self.interpreter.get_signature_list()
+        if not signatures:
+            raise ModelFileError(f"{name}: TFLite model has no signature; export it with faceage_tf.export")
+        key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
+        runner = self.interpreter.get_signature_runner(key)
+        inputs = runner.get_input_details()
+        outputs = runner.get_output_details()
+        if len(inputs) != 1:
+            raise ModelFileError(f"{name}: expected one input, the model has {sorted(inputs)}")
+        self._input_name, self._input = next(iter(inputs.items()))
+        self._outputs = {output_key(k): v for k, v in outputs.items()}
+        self._output_names = {output_key(k): k for k in outputs}
+
+        actual = {"inputs": {output_key(self._input_name): _shape(self._input["shape_signature"])},
+                  "outputs": {k: _shape(v["shape_signature"]) for k, v in self._outputs.items()}}
+        card = {part: {output_key(k): _shape(v) for k, v in dict(self.card.get(part) or {}).items()}
+                for part in ("inputs", "outputs")}
+        if card != actual:
+            raise ModelFileError(f"{name}: model card does not match the model: card says {card}, model has {actual}")
+        size, schema = self.schema.input_size, self.schema
+        expected = {"input": [None, size, size, 3], "gender": [None, len(schema.gender_labels)],
+                    "age_group": [None, schema.num_age_groups], "age": [None, 1]}
+        found = {"input": _shape(self._input["shape_signature"]), **actual["outputs"]}
+        found = {k: [None] + v[1:] if v else v for k, v in found.items()}
+        if found != expected:
+            raise ModelFileError(f"{name}: model inputs/outputs {found} do not fit its card's schema {expected}")
+        return runner
+
+    # -- preprocessing -----------------------------------------------------------------------
+
+    def preprocess(self, image: ImageSource) -> np.ndarray:
+        """A face crop (file, bytes, Pillow image or uint8 array) as the model's float32 input (S, S, 3)."""
+        return normalize(resize_face(open_image(image), self.schema.input_size), self.schema)
+
+    # -- inference ---------------------------------------------------------------------------
+
+    def predict_tensor(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw outputs for preprocessed faces (N, S, S, 3): {"gender": (N, 2), "age_group": (N, G), "age": (N, 1)}."""
+        size = self.schema.input_size
+        batch = np.asarray(batch, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[1:] != (size, size, 3):
+            raise ValueError(f"batch must have shape (N, {size}, {size}, 3). Received: shape={batch.shape}")
+        if len(batch) == 0:
+            return {k: np.zeros((0, v["shape_signature"][-1]), np.float32) for k, v in self._outputs.items()}
+        fixed = int(self._input["shape_signature"][0])
+        step = fixed if fixed > 0 else len(batch)
+        parts = [self._invoke(batch[i:i + step], step if fixed > 0 else None) for i in range(0, len(batch), step)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in OUTPUTS}
+
+    def _invoke(self, batch: np.ndarray, fixed_batch: int | None) -> dict[str, np.ndarray]:
+        count = len(batch)
+        if fixed_batch and count < fixed_batch:  # a model with a fixed batch size: pad the last chunk
+            batch = np.concatenate([batch, np.zeros((fixed_batch - count,) + batch.shape[1:], batch.dtype)])
+        raw = self._runner(**{self._input_name: _quantize(batch, self._input)})
+        return {k: _dequantize(raw[self._output_names[k]], self._outputs[k])[:count] for k in OUTPUTS}
+
+    def predict(self, image: ImageSource) -> list[FacePrediction]:
+        """Every face in an image (with detector "none": the image is one face crop)."""
+        picture = open_image(image)
+        width, height = picture.size
+        if self.detector is None:
+            boxes = [(0.0, 0.0, float(width), float(height))]
+            crops = [picture]
+        else:
+            boxes = check_boxes(self.detector.detect(np.asarray(picture)), width, height)
+            crops = [crop(picture, self.schema.crop.expand(box)) for box in boxes]
+        faces = [normalize(resize_face(c, self.schema.input_size), self.schema) for c in crops]
+        return self._predictions(faces, boxes)
+
+    def predict_batch(self, crops: Sequence[ImageSource]) -> list[FacePrediction]:
+        """One prediction per face crop, run in batches (the detector is not used)."""
+        faces, boxes = [], []
+        for source in crops:
+            picture = open_image(source)
+            boxes.append((0.0, 0.0, float(picture.width), float(picture.height)))
+            faces.append(normalize(resize_face(picture, self.schema.input_size), self.schema))
+        return self._predictions(faces, boxes)
+
+    def _predictions(self, faces: list[np.ndarray], boxes: list[Box]) -> list[FacePrediction]:
+        results = []
+        for start in range(0, len(faces), BATCH_SIZE):
+            out = self.predict_tensor(np.stack(faces[start:start + BATCH_SIZE]))
+            for i, box in enumerate(boxes[start:start + BATCH_SIZE]):
+                gender, group = int(np.argmax(out["gender"][i])), int(np.argmax(out["age_group"][i]))
+                results.append(FacePrediction(
+                    box=tuple(float(v) for v in box),
+                    gender=self.schema.gender_labels[gender],
+                    gender_probability=float(out["gender"][i, gender]),
+                    age_group=self.schema.age_group_labels[group],
+                    age_group_probability=float(out["age_group"][i, group]),
+                    age=float(out["age"][i, 0]),
+                ))
+        return results
+
+
+def _quantize(batch: np.ndarray, details: dict) -> np.ndarray:
+    """Float input for a float model; quantised with the tensor's scale/zero point for an integer one."""
+    dtype = details["dtype"]
+    if np.issubdtype(dtype, np.floating):
+        return batch.astype(dtype)
+    scale, zero_point = details["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(batch / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def _dequantize(values: np.ndarray, details: dict) -> np.ndarray:
+    if np.issubdtype(values.dtype, np.floating):
+        return values.astype(np.float32)
+    scale, zero_point = details["quantization"]
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
