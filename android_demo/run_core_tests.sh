@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds and tests the plain-Kotlin core of the Android demo (no Android SDK needed):
+#   1. installs what is missing: a JDK and JUnit 4 (apt), Kotlin (npm kotlin-compiler, into tools/);
+#   2. writes golden vectors from real faces with `$PYTHON -m faceage_tf.golden` into build/golden
+#      (skipped, with the reason, when the faces are absent);
+#   3. compiles core + tests with kotlinc (jars cached by source hash) and runs them with JUnit.
+# Environment: PYTHON (default ../.venv-runtime/bin/python, else ../.venv/bin/python),
+#              FACEAGE_MODEL (default ../faceage_tf/assets/faceage.tflite),
+#              FACEAGE_UTKFACE (default ../../shared/data/utkface).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+BUILD=$HERE/build
+TOOLS=$HERE/tools
+mkdir -p "$BUILD" "$TOOLS"
+
+# --- 1. tools ---------------------------------------------------------------------------------
+if ! command -v javac >/dev/null || [ ! -f /usr/share/java/junit4.jar ]; then
+  echo "installing default-jdk-headless and junit4 (apt)"
+  apt-get install -y -q default-jdk-headless junit4 >/dev/null
+fi
+KOTLIN_HOME=$TOOLS/node_modules/kotlin-compiler
+if [ ! -x "$KOTLIN_HOME/bin/kotlinc-jvm" ]; then
+  echo "installing Kotlin (npm kotlin-compiler) into $TOOLS"
+  npm install --prefix "$TOOLS" --no-audit --no-fund --silent kotlin-compiler
+fi
+KOTLINC=$KOTLIN_HOME/bin/kotlinc-jvm
+LIB=$KOTLIN_HOME/lib
+JUNIT=/usr/share/java/junit4.jar:/usr/share/java/hamcrest-core.jar
+TEST_LIBS=$LIB/kotlin-test.jar:$LIB/kotlin-test-junit.jar:$JUNIT
+
+# --- 2. golden vectors from real faces --------------------------------------------------------
+MODEL=${FACEAGE_MODEL:-$ROOT/faceage_tf/assets/faceage.tflite}
+FACES=${FACEAGE_UTKFACE:-$ROOT/../shared/data/utkface}
+if [ -z "${PYTHON:-}" ]; then
+  for candidate in "$ROOT/.venv-runtime/bin/python" "$ROOT/.venv/bin/python"; do
+    if [ -x "$candidate" ]; then PYTHON=$candidate; break; fi
+  done
+fi
+GOLDEN=$BUILD/golden
+GOLDEN_SKIP=""
+rm -rf "$GOLDEN"
+if [ ! -d "$FACES" ]; then
+  GOLDEN_SKIP="real faces not found at $FACES (set FACEAGE_UTKFACE to a UTKFace folder)"
+elif [ -z "${PYTHON:-}" ]; then
+  GOLDEN_SKIP="no Python environment found (set PYTHON to one with faceage_tf's runtime extra)"
+else
+  # Runs from the repo root so `faceage_tf` imports whether or not it is installed.
+  if ! (cd "$ROOT" && "$PYTHON" -m faceage_tf.golden --model "$MODEL" --faces "$FACES" --out "$GOLDEN") \
+       >"$BUILD/golden.log" 2>&1; then
+    cat "$BUILD/golden.log"; echo "error: golden vectors could not be written"; exit 1
+  fi
+  tail -n 1 "$BUILD/golden.log"
+fi
+[ -z "$GOLDEN_SKIP" ] || echo "golden vectors skipped: $GOLDEN_SKIP"
+
+# --- 3. compile (cached by source hash) and test -----------------------------------------------
+hash_of() { find "$@" -name '*.kt' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16; }
+CORE_SRC=$HERE/core/src/main/kotlin
+TEST_SRC=$HERE/core/src/test/kotlin
+CORE_JAR=$BUILD/core-$(hash_of "$CORE_SRC").jar
+TEST_JAR=$BUILD/core-tests-$(hash_of "$CORE_SRC" "$TEST_SRC").jar
+export JAVA_OPTS="-Xss4m"
+if [ ! -f "$CORE_JAR" ]; then
+  echo "compiling core"
+  rm -f "$BUILD"/core-*.jar
+  "$KOTLINC" -nowarn "$CORE_SRC" -d "$CORE_JAR"
+fi
+if [ ! -f "$TEST_JAR" ]; then
+  echo "compiling core tests"
+  rm -f "$BUILD"/core-tests-*.jar
+  "$KOTLINC" -nowarn -cp "$CORE_JAR:$TEST_LIBS" "$TEST_SRC" -d "$TEST_JAR"
+fi
+
+# Every *Test class in the test jar (not nested or synthetic classes).
+CLASSES=$(jar tf "$TEST_JAR" | grep -E '^dev/faceage/core/[A-Za-z]+Test\.class$' | sed 's/\.class$//; s#/#.#g')
+cd "$HERE/core"
+java -cp "$TEST_JAR:$CORE_JAR:$LIB/kotlin-stdlib.jar:$TEST_LIBS" \
+  -Dfaceage.model="$MODEL" -Dfaceage.golden="$GOLDEN" -Dfaceage.goldenSkip="$GOLDEN_SKIP" \
+  dev.faceage.core.CoreTestRunnerKt $CLASSES
