@@ -9,7 +9,7 @@ agree. Files are little-endian (`<i4` pixels, `<f4` tensors) plus one `golden.js
 Kotlin reads them with `java.nio` alone.
 
 Faces are real photos: write the output to a build folder, never commit it.
-Needs only numpy, Pillow and ai-edge-litert (no TensorFlow).
+Needs only the runtime: numpy, Pillow and a TFLite interpreter (no TensorFlow).
 """
 
 from __future__ import annotations
@@ -22,12 +22,10 @@ from typing import Sequence
 
 import numpy as np
 
-from faceage_tf import modelcard
-from faceage_tf.preprocess import normalize, open_image, resize_face
-from faceage_tf.schema import Schema
+from faceage_tf.preprocess import open_image, resize_face
+from faceage_tf.runtime import DEFAULT_MODEL, FaceAgePredictor
 
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "faceage.tflite")
-OUTPUTS = ("gender", "age_group", "age")
+DECODED = ("gender", "gender_probability", "age_group", "age_group_probability", "age")
 
 
 def pick_faces(sources: Sequence[str], count: int) -> list[str]:
@@ -55,56 +53,32 @@ def argb(pixels: np.ndarray) -> np.ndarray:
     return packed.reshape(-1).view(np.int32)
 
 
-def decode(outputs: dict[str, np.ndarray], schema: Schema) -> dict:
-    """Raw outputs of one face to labels: argmax class and its probability, expected age."""
-    gender = int(np.argmax(outputs["gender"]))
-    group = int(np.argmax(outputs["age_group"]))
-    return {
-        "gender": schema.gender_labels[gender],
-        "gender_probability": float(outputs["gender"][gender]),
-        "age_group": schema.age_group_labels[group],
-        "age_group_probability": float(outputs["age_group"][group]),
-        "age": float(outputs["age"][0]),
-    }
+def _tensors(predictor: FaceAgePredictor) -> dict:
+    """The signature's tensors as the interpreter reports them, for the app's card-vs-tensor check."""
+    runner = predictor.interpreter.get_signature_runner()
 
-
-def _runner(model_path: str):
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(model_path=model_path, num_threads=1).get_signature_runner()
-    # An int8 QAT model names its outputs quant_gender etc.: map them back.
-    names = {name.removeprefix("quant_"): name for name in runner.get_output_details()}
-    missing = [key for key in OUTPUTS if key not in names]
-    if missing:
-        raise modelcard.ModelFileError(f"{model_path}: model has no output(s) {missing}; it has {sorted(names)}")
-    input_name = next(iter(runner.get_input_details()))
-
-    def run(tensor: np.ndarray) -> dict[str, np.ndarray]:
-        result = runner(**{input_name: tensor[None]})
-        return {key: np.asarray(result[names[key]], dtype=np.float32)[0] for key in OUTPUTS}
-
-    # The signature's tensors as LiteRT reports them, for the app's card-vs-tensor check.
     def describe(details):
         return [{"name": name, "shape": [int(d) for d in t["shape_signature"]], "dtype": np.dtype(t["dtype"]).name}
                 for name, t in details.items()]
 
-    tensors = {"inputs": describe(runner.get_input_details()), "outputs": describe(runner.get_output_details())}
-    return run, tensors
+    return {"inputs": describe(runner.get_input_details()), "outputs": describe(runner.get_output_details())}
 
 
 def write_golden(model_path: str, faces: Sequence[str], out_dir: str) -> dict:
-    """Writes the golden files for `faces` into `out_dir`; returns the `golden.json` index."""
-    with open(model_path, "rb") as f:
-        data = f.read()
-    card = modelcard.read_card(data, model_path)
-    schema = Schema.from_dict(card["schema"])
-    run, tensors = _runner(model_path)
+    """Writes the golden files for `faces` into `out_dir`; returns the `golden.json` index.
+
+    Everything comes from the Python runtime (`FaceAgePredictor`), so the app is compared with
+    what users of the Python package get. Each face file is taken as the face crop.
+    """
+    predictor = FaceAgePredictor(model_path, detector="none", num_threads=1)
+    size = predictor.schema.input_size
     os.makedirs(out_dir, exist_ok=True)
     entries = []
     for i, path in enumerate(faces):
-        pixels = resize_face(open_image(path), schema.input_size)  # the face file is the crop
-        tensor = normalize(pixels, schema)
-        outputs = run(tensor)
+        pixels = resize_face(open_image(path), size)  # what the app gets from a scaled Bitmap
+        tensor = predictor.preprocess(path)
+        outputs = predictor.predict_tensor(tensor[None])
+        decoded = predictor.predict(path)[0].to_dict()
         stem = f"face{i}"
         argb(pixels).astype("<i4").tofile(os.path.join(out_dir, stem + "_argb.bin"))
         tensor.astype("<f4").tofile(os.path.join(out_dir, stem + "_tensor.bin"))
@@ -112,14 +86,16 @@ def write_golden(model_path: str, faces: Sequence[str], out_dir: str) -> dict:
             "source": os.path.basename(path),
             "argb": stem + "_argb.bin",
             "tensor": stem + "_tensor.bin",
-            "outputs": {key: [float(v) for v in value] for key, value in outputs.items()},
-            "decoded": decode(outputs, schema),
+            "outputs": {key: [float(v) for v in value[0]] for key, value in outputs.items()},
+            "decoded": {key: decoded[key] for key in DECODED},
         })
+    with open(model_path, "rb") as f:
+        model_sha256 = hashlib.sha256(f.read()).hexdigest()
     index = {
         "model": os.path.abspath(model_path),
-        "model_sha256": hashlib.sha256(data).hexdigest(),
-        "schema": card["schema"],
-        "tensors": tensors,
+        "model_sha256": model_sha256,
+        "schema": predictor.card["schema"],
+        "tensors": _tensors(predictor),
         "faces": entries,
     }
     with open(os.path.join(out_dir, "golden.json"), "w", encoding="utf-8") as f:

@@ -21,18 +21,22 @@ class BilinearSampler(keras.layers.Layer):
         height, width, channels = image.shape[1], image.shape[2], image.shape[3]
         batch = tf.shape(image)[0]
 
-        # Target grid in normalised coordinates, flattened to (1, H*W).
-        ys, xs = tf.meshgrid(tf.linspace(-1.0, 1.0, height), tf.linspace(-1.0, 1.0, width), indexing="ij")
+        # Output pixel grid relative to the image centre, flattened to (1, H*W). Working in pixel
+        # units (rather than normalised [-1, 1] ones) keeps the identity transform exact.
+        cx, cy = 0.5 * (width - 1), 0.5 * (height - 1)
+        ys, xs = tf.meshgrid(tf.range(height, dtype=image.dtype) - cy, tf.range(width, dtype=image.dtype) - cx,
+                             indexing="ij")
         xs = tf.reshape(xs, [1, -1])
         ys = tf.reshape(ys, [1, -1])
 
+        # x_norm' = t0 x_norm + t1 y_norm + t2, rewritten in pixels.
         theta = tf.cast(theta, image.dtype)
-        src_x = theta[:, 0:1] * xs + theta[:, 1:2] * ys + theta[:, 2:3]
-        src_y = theta[:, 3:4] * xs + theta[:, 4:5] * ys + theta[:, 5:6]
+        x = theta[:, 0:1] * xs + theta[:, 1:2] * (ys * (cx / cy)) + (theta[:, 2:3] + 1.0) * cx
+        y = theta[:, 3:4] * (xs * (cy / cx)) + theta[:, 4:5] * ys + (theta[:, 5:6] + 1.0) * cy
 
-        # Normalised -> pixel coordinates, clipped so that outside samples repeat the border.
-        x = tf.clip_by_value((src_x + 1.0) * (0.5 * (width - 1)), 0.0, width - 1.0)
-        y = tf.clip_by_value((src_y + 1.0) * (0.5 * (height - 1)), 0.0, height - 1.0)
+        # Clip so that samples outside the image repeat the border.
+        x = tf.clip_by_value(x, 0.0, width - 1.0)
+        y = tf.clip_by_value(y, 0.0, height - 1.0)
         x0 = tf.floor(x)
         y0 = tf.floor(y)
         x1 = tf.minimum(x0 + 1.0, width - 1.0)

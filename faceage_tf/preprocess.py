@@ -41,9 +41,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        # 16/32-bit greyscale: scale to 0..255 instead of clipping.
-        values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
+        # 16/32-bit and float greyscale: scale the value range the data uses (0..1 for floats,
+        # 0..255, 0..65535, or up to its maximum) to 0..255 instead of clipping.
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        peak = float(values.max())
+        top = 65535.0 if image.mode.startswith("I;16") else next(
+            (t for t in (1.0, 255.0, 65535.0) if peak <= t and (t > 1.0 or image.mode == "F")), peak)
         values = np.clip(values / top * 255.0, 0, 255)
         image = Image.fromarray(np.round(values).astype(np.uint8), "L")
     if image.mode == "P" and "transparency" in image.info:

@@ -3,12 +3,13 @@
 A run directory holds everything needed to reproduce or continue a run:
 `config.json`, `manifest.json` (the split), `data_report.json` (faces left out and why),
 `history.csv`, `tensorboard/`, `backup/` (epoch-end state for `--resume`), `best_weights.h5`
-(best validation loss) and `metrics.json`.
+(best validation loss), `final_weights.h5` (after the last epoch) and `metrics.json`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import random
@@ -23,6 +24,7 @@ from faceage_tf.schema import Schema
 
 
 BEST_WEIGHTS = "best_weights.h5"
+FINAL_WEIGHTS = "final_weights.h5"
 
 
 @dataclasses.dataclass
@@ -310,10 +312,23 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, verbose: i
         callbacks.append(keras.callbacks.EarlyStopping(patience=config.early_stopping))
     history = train_model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, steps_per_epoch=steps,
                               callbacks=callbacks, verbose=verbose)
+    digest = weights_digest(model)
+    print(f"final weights sha256: {digest}")  # equal on every worker of a distributed run
     if is_chief:
         final = {k: float(v[-1]) for k, v in history.history.items()}
         datasets.atomic_write_text(os.path.join(run_dir, "metrics.json"), json.dumps(final, indent=2))
+        tmp = os.path.join(run_dir, FINAL_WEIGHTS + ".tmp")
+        train_model.save_weights(tmp, save_format="h5")
+        os.replace(tmp, os.path.join(run_dir, FINAL_WEIGHTS))
     return model, history.history
+
+
+def weights_digest(model) -> str:
+    """sha256 of all of a model's weights, to check that two models (or workers) agree exactly."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()
 
 
 def load_run(run_dir: str, weights: str = BEST_WEIGHTS):
