@@ -36,8 +36,11 @@ class FaceCrop:
     from OpenCV Haar boxes (measured by `benchmarks/calibrate_crop.py`).
     """
 
-    scale: float = 1.6
-    shift_y: float = 0.0
+    # Measured by benchmarks/calibrate_crop.py on 600 UTKFace crops (Haar finds 97-98% of them):
+    # median scale 0.97 (IQR 0.93-1.03), median shift_y 0.087 (IQR 0.07-0.10): UTKFace crops are as
+    # large as the Haar box and sit about 9% of their side lower (more chin, less forehead).
+    scale: float = 0.97
+    shift_y: float = 0.09
 
     def __post_init__(self):
         if not self.scale > 0:

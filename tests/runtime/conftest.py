@@ -1,0 +1,54 @@
+"""Fixtures of the runtime tests: the packaged model, real faces, and helpers to run `faceage`.
+
+Everything here runs without TensorFlow (the suite also runs in .venv-runtime).
+"""
+
+import io
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import pytest
+from PIL import Image
+
+from faceage_tf.runtime import DEFAULT_MODEL, FaceAgePredictor
+
+
+@pytest.fixture(scope="session")
+def predictor():
+    return FaceAgePredictor()
+
+
+@pytest.fixture(scope="session")
+def model_bytes():
+    with open(DEFAULT_MODEL, "rb") as f:
+        return f.read()
+
+
+@pytest.fixture(scope="session")
+def faces(utkface_files):
+    """Eight real face crops (paths)."""
+    return utkface_files[::8]
+
+
+def run_cli(*args, timeout=120):
+    """Runs `faceage ARGS...` as a real subprocess of this Python; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "faceage_tf.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares `width` x `height` pixels but holds almost no data (a decompression
+    bomb's signature: refused before decoding)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
