@@ -7,7 +7,7 @@ import java.nio.ByteOrder
 /** Paths handed in by run_core_tests.sh (or Gradle) as system properties. */
 object TestFiles {
     /** The real model, `faceage_tf/assets/faceage.tflite` by default. */
-    val model: File = File(System.getProperty("faceage.model") ?: "../faceage_tf/assets/faceage.tflite")
+    val model: File = File(System.getProperty("faceage.model") ?: "../../faceage_tf/assets/faceage.tflite")
 
     /** The card written next to the model at export (`faceage.json`). */
     val modelJson: File = File(model.path.removeSuffix(".tflite") + ".json")
