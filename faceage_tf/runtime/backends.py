@@ -7,6 +7,9 @@ imported lazily, so the runtime stays light wherever LiteRT or tflite-runtime is
 from __future__ import annotations
 
 import importlib
+import signal
+import subprocess
+import sys
 
 BACKENDS = ("ai-edge-litert", "tflite-runtime", "tf.lite")
 
@@ -15,6 +18,22 @@ _MODULES = {
     "tflite-runtime": ("tflite_runtime.interpreter", "Interpreter"),
     "tf.lite": ("tensorflow", "lite.Interpreter"),
 }
+
+# Backends that can abort the whole process (SIGABRT, no Python exception) on models made by newer
+# TensorFlow: tflite-runtime 2.14 does so in allocate_tensors() on the int8 ensemble exported by
+# TF 2.21. They first load and run the model once in a child process.
+PROBED_BACKENDS = ("tflite-runtime",)
+
+_PROBE = """
+import sys, numpy as np
+from {module} import {attribute} as Interpreter
+interpreter = Interpreter(model_content=sys.stdin.buffer.read(), num_threads=1)
+interpreter.allocate_tensors()
+runner = interpreter.get_signature_runner()
+inputs = {{name: np.zeros([1] + [max(1, d) for d in d_["shape_signature"][1:]], d_["dtype"])
+           for name, d_ in runner.get_input_details().items()}}
+runner(**inputs)
+"""
 
 INSTALL_HINT = "pip install 'faceage_tf[runtime]' (ai-edge-litert), or tflite-runtime with numpy<2"
 
@@ -61,6 +80,11 @@ def load_interpreter(model_content: bytes, name: str, num_threads: int | None = 
         except Exception as e:  # e.g. tflite-runtime's "_ARRAY_API not found" under numpy 2
             problems.append(f"{candidate}: cannot be imported ({e.__class__.__name__}: {e})")
             continue
+        if candidate in PROBED_BACKENDS:
+            crash = _crash_in_child(candidate, model_content)
+            if crash:
+                problems.append(f"{candidate}: cannot load the model ({crash})")
+                continue
         try:
             interpreter = interpreter_class(model_content=model_content, num_threads=num_threads)
             interpreter.allocate_tensors()
@@ -71,3 +95,21 @@ def load_interpreter(model_content: bytes, name: str, num_threads: int | None = 
     raise BackendError(f"{name}: no TFLite interpreter could run this model:\n  " + "\n  ".join(problems)
                        + f"\nInstall one: {INSTALL_HINT}")
 
+
+
+def _crash_in_child(backend: str, model_content: bytes) -> str | None:
+    """Loads and runs the model once in a child process; what went wrong, or None if it worked."""
+    module, attribute = _MODULES[backend]
+    try:
+        child = subprocess.run([sys.executable, "-c", _PROBE.format(module=module, attribute=attribute)],
+                               input=model_content, capture_output=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return "loading it in a child process took over 120 s"
+    if child.returncode == 0:
+        return None
+    lines = [line for line in child.stderr.decode("utf-8", "replace").splitlines() if line.strip() and not line.startswith("INFO:")]
+    if child.returncode < 0:
+        how = f"killed by {signal.Signals(-child.returncode).name}"
+    else:
+        how = f"exit status {child.returncode}" + (f": {lines[-1].strip()}" if lines else "")
+    return f"it crashed a test process, {how}"

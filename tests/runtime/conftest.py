@@ -33,13 +33,13 @@ def faces(utkface_files):
     return utkface_files[::8]
 
 
-def run_cli(*args, timeout=120):
+def _run_cli(*args, timeout=120):
     """Runs `faceage ARGS...` as a real subprocess of this Python; returns the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "faceage_tf.cli", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout)
 
 
-def png_header_only(width: int, height: int) -> bytes:
+def _png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares `width` x `height` pixels but holds almost no data (a decompression
     bomb's signature: refused before decoding)."""
     def chunk(kind, data):
@@ -48,7 +48,22 @@ def png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
-def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+def _encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **options)
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    return _run_cli
+
+
+@pytest.fixture(scope="session")
+def png_header_only():
+    return _png_header_only
+
+
+@pytest.fixture(scope="session")
+def encode():
+    return _encode

@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from faceage_tf.cli import main
-from tests.runtime.conftest import png_header_only, run_cli
 
 
 @pytest.fixture
@@ -37,7 +36,7 @@ def test_console_script_is_installed():
     assert result.returncode == 0 and "predict" in result.stdout
 
 
-def test_predict_json_lines_in_a_subprocess(photo_folder):
+def test_predict_json_lines_in_a_subprocess(photo_folder, run_cli):
     result = run_cli("predict", "--json", "--detector", "none", photo_folder, photo_folder / "missing.jpg")
     assert result.returncode == 0, result.stderr
     records = json_lines(result.stdout)
@@ -61,7 +60,7 @@ def test_predict_table_and_glob(faces, tmp_path, capsys):
     assert "zz*.png: no file matches this pattern" in out[3]
 
 
-def test_exit_status_is_1_only_when_nothing_was_processed(tmp_path, capsys):
+def test_exit_status_is_1_only_when_nothing_was_processed(tmp_path, capsys, png_header_only):
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_header_only(30_000, 30_000))
     empty = tmp_path / "empty.jpg"
@@ -105,7 +104,7 @@ def test_annotate(faces, tmp_path, capsys):
     assert "cannot write" in capsys.readouterr().err
 
 
-def test_info_and_bench_in_a_subprocess():
+def test_info_and_bench_in_a_subprocess(run_cli):
     info = run_cli("info")
     assert info.returncode == 0 and "age groups" in info.stdout and "0-2, 3-9" in info.stdout
     card = json.loads(run_cli("info", "--json").stdout)

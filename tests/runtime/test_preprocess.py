@@ -6,7 +6,6 @@ import pytest
 from PIL import Image
 
 from faceage_tf.preprocess import MAX_PIXELS, ImageError, load_face, normalize, open_image
-from tests.runtime.conftest import encode, png_header_only
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +34,7 @@ def test_sources_give_the_same_input(predictor, faces):
     (3, Image.Transpose.ROTATE_180), (6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270),
     (2, Image.Transpose.FLIP_LEFT_RIGHT),
 ])
-def test_exif_orientation_is_applied(predictor, face, orientation, stored):
+def test_exif_orientation_is_applied(predictor, face, encode, orientation, stored):
     exif = Image.Exif()
     exif[0x0112] = orientation
     stored_image = face.transpose(stored)  # what a camera writes; the EXIF tag says how to show it
@@ -50,7 +49,7 @@ def test_exif_orientation_is_applied(predictor, face, orientation, stored):
     ("L", "PNG"), ("LA", "PNG"), ("P", "PNG"), ("RGBA", "PNG"), ("CMYK", "JPEG"), ("CMYK", "TIFF"),
     ("I;16", "PNG"), ("I", "TIFF"), ("F", "TIFF"), ("1", "PNG"), ("YCbCr", "JPEG"),
 ])
-def test_every_pillow_mode_becomes_rgb(predictor, face, mode, fmt):
+def test_every_pillow_mode_becomes_rgb(predictor, face, encode, mode, fmt):
     if mode == "I;16":
         image = Image.fromarray(np.asarray(face.convert("L")).astype(np.uint16) * 257)
         assert image.mode == "I;16"
@@ -65,26 +64,26 @@ def test_every_pillow_mode_becomes_rgb(predictor, face, mode, fmt):
         assert np.abs(np.asarray(opened)[..., 0].astype(np.int32) - grey).max() <= 1
 
 
-def test_transparent_palette_image(predictor):
+def test_transparent_palette_image(predictor, encode):
     image = Image.new("P", (40, 50))
     image.info["transparency"] = 0
     assert predictor.preprocess(encode(image, "PNG")).shape == (64, 64, 3)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 300), (300, 2), (7, 5)])
-def test_tiny_and_thin_images(predictor, size):
+def test_tiny_and_thin_images(predictor, size, encode):
     image = Image.new("RGB", size, (200, 100, 50))
     x = predictor.preprocess(encode(image))
     assert x.shape == (64, 64, 3)
     np.testing.assert_allclose(x[0, 0], (np.array([200, 100, 50]) - 127.5) / 127.5, atol=1e-6)
 
 
-def test_huge_image_within_the_limit(predictor, face):
+def test_huge_image_within_the_limit(predictor, face, encode):
     huge = face.resize((6000, 4000))
     assert len(predictor.predict(encode(huge, "JPEG", quality=80))) == 1
 
 
-def test_decompression_bombs_are_refused(tmp_path, predictor):
+def test_decompression_bombs_are_refused(tmp_path, predictor, encode, png_header_only):
     path = tmp_path / "bomb.png"
     path.write_bytes(png_header_only(20_000, 20_000))
     with pytest.raises(ImageError, match="decompression bomb") as info:
