@@ -81,9 +81,9 @@ def load_interpreter(model_content: bytes, name: str, num_threads: int | None = 
             problems.append(f"{candidate}: cannot be imported ({e.__class__.__name__}: {e})")
             continue
         if candidate in PROBED_BACKENDS:
-            crash = _crash_in_child(candidate, model_content)
-            if crash:
-                problems.append(f"{candidate}: cannot load the model ({crash})")
+            failure = _probe_in_child(candidate, model_content)
+            if failure:
+                problems.append(f"{candidate}: cannot load the model ({failure})")
                 continue
         try:
             interpreter = interpreter_class(model_content=model_content, num_threads=num_threads)
@@ -96,8 +96,7 @@ def load_interpreter(model_content: bytes, name: str, num_threads: int | None = 
                        + f"\nInstall one: {INSTALL_HINT}")
 
 
-
-def _crash_in_child(backend: str, model_content: bytes) -> str | None:
+def _probe_in_child(backend: str, model_content: bytes) -> str | None:
     """Loads and runs the model once in a child process; what went wrong, or None if it worked."""
     module, attribute = _MODULES[backend]
     try:
@@ -109,7 +108,5 @@ def _crash_in_child(backend: str, model_content: bytes) -> str | None:
         return None
     lines = [line for line in child.stderr.decode("utf-8", "replace").splitlines() if line.strip() and not line.startswith("INFO:")]
     if child.returncode < 0:
-        how = f"killed by {signal.Signals(-child.returncode).name}"
-    else:
-        how = f"exit status {child.returncode}" + (f": {lines[-1].strip()}" if lines else "")
-    return f"it crashed a test process, {how}"
+        return f"a test process loading it was killed by {signal.Signals(-child.returncode).name}"
+    return "a test process loading it failed" + (f": {lines[-1].strip()}" if lines else f" (exit status {child.returncode})")

@@ -135,8 +135,11 @@ class FaceAgePredictor:
 
         actual = {"inputs": {output_key(self._input_name): _shape(self._input["shape_signature"])},
                   "outputs": {k: _shape(v["shape_signature"]) for k, v in self._outputs.items()}}
-        card = {part: {output_key(k): _shape(v) for k, v in dict(self.card.get(part) or {}).items()}
-                for part in ("inputs", "outputs")}
+        try:
+            card = {part: {output_key(k): _shape(v) for k, v in dict(self.card.get(part) or {}).items()}
+                    for part in ("inputs", "outputs")}
+        except (TypeError, ValueError) as e:
+            raise ModelFileError(f"{name}: model card lists malformed inputs/outputs ({e})") from None
         if card != actual:
             raise ModelFileError(f"{name}: model card does not match the model: card says {card}, model has {actual}")
         size, schema = self.schema.input_size, self.schema
