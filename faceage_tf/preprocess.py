@@ -45,8 +45,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
         # 0..255, 0..65535, or up to its maximum) to 0..255 instead of clipping.
         values = np.nan_to_num(np.asarray(image, dtype=np.float64))
         peak = float(values.max())
-        top = 65535.0 if image.mode.startswith("I;16") else next(
-            (t for t in (1.0, 255.0, 65535.0) if peak <= t and (t > 1.0 or image.mode == "F")), peak)
+        if image.mode.startswith("I;16"):
+            top = 65535.0
+        elif image.mode == "F" and peak <= 1.0:
+            top = 1.0
+        elif peak <= 255.0:
+            top = 255.0
+        else:
+            top = 65535.0 if peak <= 65535.0 else peak
         values = np.clip(values / top * 255.0, 0, 255)
         image = Image.fromarray(np.round(values).astype(np.uint8), "L")
     if image.mode == "P" and "transparency" in image.info:
