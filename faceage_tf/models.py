@@ -34,14 +34,16 @@ def _conv_bn_relu(x, filters, kernel_size, strides, name):
     return layers.ReLU(name=name + "_relu")(x)
 
 
-def multitask_head(features, schema: Schema, *, gender_input=True, dropout=0.2, age_units=128, prefix=""):
+def multitask_head(features, schema: Schema, *, gender_input=True, dropout=0.0, age_units=128, prefix=""):
     """The shared head: gender, age group, and a distribution over ages 0..max_age.
 
     Args:
         features: `(B, D)` pooled features of a network.
         schema: labels and age groups.
         gender_input: feed the predicted gender probabilities to the age branch.
-        dropout: dropout rate on the features.
+        dropout: dropout rate on the features. Off by default: Keras does not checkpoint the
+            dropout RNG, so with dropout a resumed run would not retrace an uninterrupted one
+            (augmentation, label smoothing and weight decay regularise instead).
         age_units: width of the age branch's hidden layer.
         prefix: layer-name prefix, so that several heads can live in one graph.
 
@@ -49,7 +51,7 @@ def multitask_head(features, schema: Schema, *, gender_input=True, dropout=0.2, 
         dict of tensors: `gender`, `age_group`, `age_dist` (softmax over ages) and `age`
         (its expectation, in years).
     """
-    x = layers.Dropout(dropout, name=prefix + "head_dropout")(features)
+    x = layers.Dropout(dropout, name=prefix + "head_dropout")(features) if dropout else features
     gender = layers.Dense(len(schema.gender_labels), activation="softmax", name=prefix + "gender")(x)
     age_input = layers.Concatenate(name=prefix + "age_input")([x, gender]) if gender_input else x
     hidden = layers.Dense(age_units, activation="relu", name=prefix + "age_hidden")(age_input)

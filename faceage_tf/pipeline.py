@@ -95,22 +95,37 @@ def augment(images, seed, *, scale_range=(0.85, 1.0), brightness=0.15, contrast=
 def training_dataset(
     faces, labels: dict[str, np.ndarray], output_names: Sequence[str], schema: Schema, *,
     batch_size: int, epochs: int, start_epoch: int = 0, seed: int = 0, sample_weights: np.ndarray | None = None,
+    shard: tuple[int, int] = (0, 1), local_replicas: int = 1,
 ):
     """Batches for epochs `start_epoch..epochs-1`: `(images, targets, weights)` dicts keyed by
     `output_names`. `sample_weights` (per face) weigh the age outputs. Drops the last partial
-    batch; `steps_per_epoch(len(faces), batch_size)` batches an epoch."""
+    batch; `steps_per_epoch(len(faces), batch_size)` batches an epoch.
+
+    `shard=(index, count)`: in distributed training, input pipeline `index` of `count` yields its
+    slice of every global batch of `batch_size`, so the workers together see exactly the batches
+    one machine would; a pipeline feeding `local_replicas` devices yields its slice in that many
+    consecutive per-replica batches.
+    """
     n = int(faces.shape[0])
     steps = steps_per_epoch(n, batch_size)
+    index, count = shard
+    if batch_size % (count * local_replicas):
+        raise ValueError(f"batch_size={batch_size} must divide evenly among {count * local_replicas} replicas")
+    per_worker = batch_size // count
+    per_replica = per_worker // local_replicas
+    elements = steps * local_replicas  # dataset elements an epoch
     targets = {name: tf.constant(labels[_base_name(name)]) for name in output_names}
     age_weights = tf.constant(np.ones(n, np.float32) if sample_weights is None else sample_weights)
 
     def epoch_batches(epoch):
         order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
-        batches = tf.data.Dataset.from_tensor_slices(tf.reshape(order[: steps * batch_size], [steps, batch_size]))
-        return batches.enumerate().map(lambda step, index: (epoch * steps + step, index))
+        batches = tf.reshape(order[: steps * batch_size], [steps, batch_size])[:, index * per_worker:(index + 1) * per_worker]
+        batches = tf.data.Dataset.from_tensor_slices(tf.reshape(batches, [elements, per_replica]))
+        return batches.enumerate().map(lambda element, faces_index: (epoch * elements + element, faces_index))
 
-    def make_batch(step, index):
-        images = augment(tf.gather(faces, index), tf.stack([tf.cast(seed, tf.int64), step]))
+    def make_batch(element, index):
+        # Seeded by the element number and this pipeline's index: reproducible on a resume.
+        images = augment(tf.gather(faces, index), tf.stack([tf.cast(seed, tf.int64), element * count + shard[0]]))
         ys = {name: tf.gather(t, index) for name, t in targets.items()}
         w = tf.gather(age_weights, index)
         ones = tf.ones_like(w)
@@ -128,8 +143,12 @@ def steps_per_epoch(num_faces: int, batch_size: int) -> int:
 
 
 def eval_dataset(faces, labels: dict[str, np.ndarray] | None, output_names: Sequence[str], schema: Schema,
-                 *, batch_size: int = 256, flip: bool = False):
-    """In-order batches without augmentation (optionally mirrored, for test-time flip)."""
+                 *, batch_size: int = 256, flip: bool = False, shard: tuple[int, int] | None = None):
+    """In-order batches without augmentation (optionally mirrored, for test-time flip).
+
+    `shard=(index, count)`: this worker's share of whole batches only (distributed validation;
+    the remainder of fewer than `count * batch_size` faces is left out).
+    """
     images = tf.data.Dataset.from_tensor_slices(faces)
     if flip:
         images = images.map(lambda x: tf.reverse(x, axis=[1]))
@@ -137,6 +156,10 @@ def eval_dataset(faces, labels: dict[str, np.ndarray] | None, output_names: Sequ
     if labels is not None:
         ys = tf.data.Dataset.from_tensor_slices({name: labels[_base_name(name)] for name in output_names})
         images = tf.data.Dataset.zip((images, ys))
+    if shard is not None:
+        index, count = shard
+        whole = len(faces) // (count * batch_size) * count * batch_size
+        return images.take(whole).shard(count, index).batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
     return images.batch(batch_size).prefetch(AUTOTUNE)
 
 

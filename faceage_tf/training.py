@@ -179,11 +179,23 @@ def compile_for_training(model, config: TrainConfig, steps_per_epoch: int):
 # Callbacks
 
 
-class BestWeights(keras.callbacks.Callback):
-    """Saves the model's weights when `monitor` improves, atomically (temporary file + rename).
+def save_weights(model, path: str, is_chief: bool = True) -> None:
+    """Saves weights to `path` atomically (temporary file + rename).
 
-    Only the chief writes: in multi-worker training the other workers hold the same weights.
+    In multi-worker training every worker must save (reading the synchronised variables is a
+    collective operation), but only the chief's file is kept.
     """
+    if is_chief:
+        tmp = path + ".tmp"
+        model.save_weights(tmp, save_format="h5")
+        os.replace(tmp, path)
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            model.save_weights(os.path.join(scratch, "weights.h5"), save_format="h5")
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Saves the model's weights when `monitor` improves (see `save_weights`)."""
 
     def __init__(self, path: str, monitor: str = "val_loss", is_chief: bool = True):
         super().__init__()
@@ -192,13 +204,9 @@ class BestWeights(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is None or not value < self.best:
-            return
-        self.best = value
-        if self.is_chief:
-            tmp = self.path + ".tmp"
-            self.model.save_weights(tmp, save_format="h5")
-            os.replace(tmp, self.path)
+        if value is not None and value < self.best:
+            self.best = value
+            save_weights(self.model, self.path, self.is_chief)
 
 
 def _backed_up_epoch(backup_dir: str) -> int:
@@ -290,16 +298,31 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, verbose: i
     output_keys = list(models.training_outputs(model))
     start_epoch = _backed_up_epoch(backup_dir) if resume else 0
     weights = pipeline.age_group_weights(labels["train"]["age_group"], schema.num_age_groups, config.age_balance)
-    train_ds = pipeline.training_dataset(
-        faces["train"], labels["train"], output_keys, schema, batch_size=config.batch_size,
-        epochs=config.epochs, start_epoch=start_epoch, seed=config.seed, sample_weights=weights,
-    )
-    val_ds = pipeline.eval_dataset(faces["val"], labels["val"], output_keys, schema,
-                                   batch_size=config.batch_size)
-    if strategy.num_replicas_in_sync > 1 or config.distribute == "multiworker":
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        train_ds, val_ds = train_ds.with_options(options), val_ds.with_options(options)
+
+    def train_input(shard=(0, 1), local_replicas=1):
+        return pipeline.training_dataset(
+            faces["train"], labels["train"], output_keys, schema, batch_size=config.batch_size, epochs=config.epochs,
+            start_epoch=start_epoch, seed=config.seed, sample_weights=weights, shard=shard,
+            local_replicas=local_replicas)
+
+    validation_steps = None
+    if config.distribute in ("none", "auto") and strategy.num_replicas_in_sync == 1:
+        train_ds = train_input()
+        val_ds = pipeline.eval_dataset(faces["val"], labels["val"], output_keys, schema, batch_size=config.batch_size)
+    else:
+        # Each worker builds its own slice of every global batch (see `training_dataset`).
+        def shard(context):
+            return context.input_pipeline_id, context.num_input_pipelines
+
+        def local_replicas(context):
+            return context.num_replicas_in_sync // context.num_input_pipelines
+
+        train_ds = strategy.distribute_datasets_from_function(
+            lambda context: train_input(shard(context), local_replicas(context)))
+        val_ds = strategy.distribute_datasets_from_function(lambda context: pipeline.eval_dataset(
+            faces["val"], labels["val"], output_keys, schema, shard=shard(context),
+            batch_size=context.get_per_replica_batch_size(config.batch_size)))
+        validation_steps = len(splits["val"]) // config.batch_size
 
     log_dir = run_dir if is_chief else tempfile.mkdtemp()
     callbacks = [
@@ -311,15 +334,13 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, verbose: i
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(patience=config.early_stopping))
     history = train_model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, steps_per_epoch=steps,
-                              callbacks=callbacks, verbose=verbose)
+                              validation_steps=validation_steps, callbacks=callbacks, verbose=verbose)
     digest = weights_digest(model)
     print(f"final weights sha256: {digest}")  # equal on every worker of a distributed run
+    save_weights(train_model, os.path.join(run_dir, FINAL_WEIGHTS), is_chief)
     if is_chief:
         final = {k: float(v[-1]) for k, v in history.history.items()}
         datasets.atomic_write_text(os.path.join(run_dir, "metrics.json"), json.dumps(final, indent=2))
-        tmp = os.path.join(run_dir, FINAL_WEIGHTS + ".tmp")
-        train_model.save_weights(tmp, save_format="h5")
-        os.replace(tmp, os.path.join(run_dir, FINAL_WEIGHTS))
     return model, history.history
 
 

@@ -1,0 +1,156 @@
+"""model.fit training on real faces: the loss falls, checkpoints restore, a killed run resumes
+where an uninterrupted one would end, two real worker processes train as one, evaluation reports."""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from faceage_tf import pipeline
+from faceage_tf.training import TrainConfig, load_run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN = [sys.executable, os.path.join(ROOT, "training", "train.py")]
+# A small but real run: 1,000 real faces at 32 px, a narrow residual net.
+SMALL = ["--architecture", "residual", "--input-size", "32", "--residual-widths", "16,32,64,128",
+         "--residual-blocks", "1,1,1,1", "--batch-size", "32", "--verbose", "2", "--cache", "false"]
+
+
+def _run(args, **kwargs):
+    return subprocess.run(TRAIN + args, capture_output=True, text=True, timeout=600, cwd=ROOT, **kwargs)
+
+
+def _history(run_dir):
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def _final_weights(run_dir):
+    model, _ = load_run(run_dir, weights="final_weights.h5")
+    return model.get_weights()
+
+
+@pytest.fixture(scope="module")
+def small_run(utkface_dir, tmp_path_factory):
+    run_dir = str(tmp_path_factory.mktemp("run"))
+    result = _run(SMALL + ["--data", utkface_dir, "--limit", "1000", "--epochs", "3", "--out", run_dir])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def test_loss_falls_and_the_run_is_recorded(small_run):
+    losses = [float(row["loss"]) for row in _history(small_run)]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    for name in ("config.json", "manifest.json", "data_report.json", "best_weights.h5", "final_weights.h5",
+                 "metrics.json"):
+        assert os.path.exists(os.path.join(small_run, name)), name
+    assert os.listdir(os.path.join(small_run, "tensorboard"))
+    config = TrainConfig.from_file(os.path.join(small_run, "config.json"))
+    assert config.architecture == "residual" and config.epochs == 3
+
+
+def test_checkpoint_restores_the_trained_model(small_run):
+    model, config = load_run(small_run)
+    schema = config.schema()
+    with open(os.path.join(small_run, "manifest.json")) as f:
+        manifest = json.load(f)
+    assert sum(len(v) for v in manifest["splits"].values()) == 1000
+    from faceage_tf.datasets import read_manifest
+
+    val = read_manifest(os.path.join(small_run, "manifest.json"))["val"]
+    faces = pipeline.decode_faces(val, schema)
+    predictions = pipeline.predict(model, faces, schema, flip=False)
+    accuracy = np.mean(np.argmax(predictions["gender"], -1) == [r.gender for r in val])
+    best_epoch = min(_history(small_run), key=lambda row: float(row["val_loss"]))
+    assert accuracy == pytest.approx(float(best_epoch["val_gender_acc"]), abs=1e-6)
+
+
+def test_evaluation_report_has_every_field(small_run, tmp_path):
+    out = str(tmp_path / "eval")
+    script = os.path.join(ROOT, "training", "evaluate.py")
+    result = subprocess.run([sys.executable, script, "--run", small_run, "--out", out, "--split", "val"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(os.path.join(out, "residual", "metrics.json")) as f:
+        metrics = json.load(f)
+    for key in ("n", "gender_accuracy", "age_group_accuracy", "age_group_off_by_one", "age_mae", "confusion",
+                "by_gender", "by_age_group", "by_race", "race_gap"):
+        assert key in metrics, key
+    assert set(metrics["by_gender"]) == {"male", "female"}
+    assert len(metrics["by_age_group"]) == 9
+    assert np.sum(metrics["confusion"]["age_group"]) == metrics["n"]
+    for name in ("report.md", "confusion_gender.png", "confusion_age_group.png"):
+        assert os.path.getsize(os.path.join(out, "residual", name)) > 0
+    assert "| residual |" in open(os.path.join(out, "summary.md")).read()
+
+
+def test_interrupted_run_is_refused_without_the_flag(small_run, tmp_path):
+    backup = os.path.join(str(tmp_path), "backup")
+    os.makedirs(backup)
+    open(os.path.join(backup, "checkpoint"), "w").close()
+    result = _run(SMALL + ["--limit", "100", "--out", str(tmp_path)])
+    assert result.returncode != 0 and "--resume" in result.stderr
+
+
+def test_resume_after_kill_ends_where_an_uninterrupted_run_would(utkface_dir, tmp_path):
+    args = SMALL + ["--data", utkface_dir, "--limit", "2000", "--epochs", "3", "--residual-widths", "32,64,128,256"]
+    reference = str(tmp_path / "reference")
+    result = _run(args + ["--out", reference])
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    killed = str(tmp_path / "killed")
+    process = subprocess.Popen(TRAIN + args + ["--out", killed], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    history = os.path.join(killed, "history.csv")
+    deadline = time.time() + 300
+    while time.time() < deadline and not (os.path.exists(history) and len(_history(killed)) >= 1):
+        time.sleep(0.1)
+    time.sleep(1.0)  # into the second epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(_history(killed)) == 1, "the run was not killed during its second epoch"
+
+    result = _run(args + ["--out", killed, "--resume"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [row["epoch"] for row in _history(killed)] == ["0", "1", "2"]
+    for got, want in zip(_final_weights(killed), _final_weights(reference)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multiworker_two_processes_train_as_one(utkface_dir, tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    run_dirs = [str(tmp_path / f"worker{i}") for i in range(2)]
+    processes = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        args = SMALL + ["--data", utkface_dir, "--limit", "640", "--epochs", "1", "--distribute", "multiworker",
+                        "--out", run_dirs[index]]
+        processes.append(subprocess.Popen(TRAIN + args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    for p, out in zip(processes, outputs):
+        assert p.returncode == 0, out[-3000:]
+    digests = [line.split()[-1] for out in outputs for line in out.splitlines() if "final weights sha256" in line]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert os.path.exists(os.path.join(run_dirs[0], "best_weights.h5"))
+    assert os.path.exists(os.path.join(run_dirs[0], "final_weights.h5"))
+    assert not os.path.exists(os.path.join(run_dirs[1], "best_weights.h5"))
+    assert not os.path.exists(os.path.join(run_dirs[1], "final_weights.h5"))
