@@ -1,0 +1,192 @@
+"""QAT, TFLite export with the embedded model card, Flex refusal, atomic writes, parity report."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from faceage_tf import datasets, export, modelcard, models, pipeline, qat
+from faceage_tf.keras import keras, tf
+from faceage_tf.schema import Schema
+from faceage_tf.training import TrainConfig, load_run, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SMALL = {"width": 8, "widths": (8, 16, 32, 64), "blocks": (1, 1, 1, 1)}
+
+
+def _interpreter(model_bytes):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_content=model_bytes)
+
+
+@pytest.fixture(scope="module")
+def trained_runs(utkface_dir, tmp_path_factory):
+    """A small residual net trained on 1,000 real faces, then fine-tuned with QAT."""
+    base = tmp_path_factory.mktemp("runs")
+    small = dict(architecture="residual", data=utkface_dir, input_size=32, residual_widths=(16, 32, 64, 128),
+                 residual_blocks=(1, 1, 1, 1), batch_size=32, limit=1000, cache=False)
+    float_run, qat_run = str(base / "float"), str(base / "qat")
+    train(TrainConfig(epochs=3, **small), float_run, verbose=0)
+    train(TrainConfig(epochs=1, learning_rate=2e-4, warmup_epochs=0, init_from=float_run, qat=True, **small),
+          qat_run, verbose=0)
+    return float_run, qat_run
+
+
+def test_qat_trained_model_converts_to_int8_and_matches_keras(trained_runs):
+    qat_model, config = load_run(trained_runs[1])
+    schema = config.schema()
+    model_bytes = export.convert(qat_model, schema, "int8-qat")
+    ops = export.check_builtin_only(model_bytes)
+    assert "CONV_2D" in ops and "QUANTIZE" in ops
+    interpreter = _interpreter(model_bytes)
+    conv_weights = [t for t in interpreter.get_tensor_details() if len(t["shape"]) == 4 and t["dtype"] == np.int8]
+    assert len(conv_weights) >= 9  # every conv runs int8: stem + 8 in the blocks (+ activations)
+    records = datasets.read_manifest(os.path.join(trained_runs[1], "manifest.json"))["test"]
+    images = pipeline.normalize(pipeline.decode_faces(records, schema), schema).numpy()
+    got = interpreter.get_signature_runner()(image=images)
+    want = qat_model.predict(images, verbose=0)
+    for key in ("gender", "age_group"):
+        assert np.abs(got[key] - want[key]).max() < 0.02, key
+    assert np.abs(got["age"] - want["age"]).max() < 1.0
+
+
+@pytest.mark.parametrize("architecture", ["attentional", "ensemble"])
+def test_qat_attentional_and_ensemble_convert_with_int8_convs(architecture):
+    schema = Schema(input_size=32)
+    kwargs = {k: v for k, v in SMALL.items() if architecture == "ensemble" or k == "width"}
+    model = models.build_model(architecture, schema, **kwargs)
+    qat_model = qat.quantize(model)
+    assert sorted(qat_model(np.zeros((1, 32, 32, 3), np.float32))) == ["age", "age_group", "gender"]
+    images = np.random.RandomState(0).uniform(-1, 1, (16, 32, 32, 3)).astype(np.float32)
+    for _ in range(3):  # the quantizers learn their ranges in training mode
+        qat_model(images, training=True)
+    model_bytes = export.convert(qat_model, schema, "int8-qat")
+    ops = export.check_builtin_only(model_bytes)
+    assert {"GATHER", "FLOOR", "CONV_2D"} <= set(ops)
+    interpreter = _interpreter(model_bytes)
+    int8_conv = [t for t in interpreter.get_tensor_details() if len(t["shape"]) == 4 and t["dtype"] == np.int8
+                 and "attn_stem" in t["name"]]
+    assert int8_conv, "the conv after the sampler must run int8"
+    got = interpreter.get_signature_runner()(image=images)
+    want = qat_model.predict(images, verbose=0)
+    for key in ("gender", "age_group"):
+        assert np.abs(got[key] - want[key]).max() < 0.02, key
+
+
+def test_model_card_round_trips_and_hash_is_verified(tmp_path):
+    schema = Schema(input_size=32)
+    model = models.build_model("residual", schema, **{k: SMALL[k] for k in ("widths", "blocks")})
+    path = str(tmp_path / "m.tflite")
+    card = export.export_keras(model, schema, path, architecture="residual", variant="float32",
+                               metrics={"test": {"gender_accuracy": 0.5}}, licence=export.LICENCE)
+    data = open(path, "rb").read()
+    read = modelcard.verify(data, path)
+    assert read == card
+    assert read["schema"] == schema.to_dict() and read["metrics"]["test"]["gender_accuracy"] == 0.5
+    side = json.load(open(str(tmp_path / "m.json")))
+    assert side["sha256"] == read["sha256"] and side["file_bytes"] == len(data)
+    # The file still runs, and a changed byte is caught.
+    _interpreter(data).get_signature_runner()(image=np.zeros((1, 32, 32, 3), np.float32))
+    start, length = modelcard.metadata_regions(data)[modelcard.CARD_NAME]
+    tampered = bytearray(data)
+    tampered[start // 2] ^= 0xFF
+    with pytest.raises(modelcard.ModelFileError, match="sha256"):
+        modelcard.verify(bytes(tampered), path)
+    # Re-embedding replaces the card instead of adding a second one.
+    again = modelcard.embed_card(data, dict(card, variant="other"))
+    assert modelcard.read_card(again)["variant"] == "other"
+    assert list(modelcard.metadata_regions(again)).count(modelcard.CARD_NAME) == 1
+
+
+class Rotate(keras.layers.Layer):
+    """A layer that needs a Flex op (ImageProjectiveTransformV3) once converted."""
+
+    def call(self, images):
+        transform = tf.tile(tf.constant([[1.0, 0.1, 0.0, -0.1, 1.0, 0.0, 0.0, 0.0]]), [tf.shape(images)[0], 1])
+        return tf.raw_ops.ImageProjectiveTransformV3(images=images, transforms=transform,
+                                                     output_shape=tf.shape(images)[1:3], fill_value=0.0,
+                                                     interpolation="BILINEAR")
+
+
+def test_flex_op_is_refused_naming_the_op():
+    schema = Schema(input_size=32)
+    inputs = keras.Input((32, 32, 3), name="image")
+    base = models.build_model("residual", schema, **{k: SMALL[k] for k in ("widths", "blocks")})
+    model = keras.Model(inputs, base(Rotate()(inputs)))
+    with pytest.raises(export.ExportError, match="ImageProjectiveTransformV3"):
+        export.convert(model, schema, "float32")
+    # A file that already contains Flex ops is refused too, by name.
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    with pytest.raises(export.ExportError, match="FlexImageProjectiveTransformV3"):
+        export.check_builtin_only(converter.convert())
+
+
+WRITER = """
+import sys
+from faceage_tf import export, modelcard
+data = open(sys.argv[1], "rb").read()
+card = modelcard.read_card(data)
+print("ready", flush=True)
+i = 0
+while True:
+    i += 1
+    export.write_model(sys.argv[2], data, dict(card, round=i))
+"""
+
+
+def test_interrupted_export_leaves_no_partial_file(tmp_path):
+    """Kill a process that keeps writing a model: the file is always whole or absent."""
+    source = os.path.join(ROOT, "faceage_tf", "assets", "faceage.tflite")
+    for attempt, delay in enumerate((0.05, 0.3, 0.7)):
+        out = tmp_path / f"try{attempt}"
+        out.mkdir()
+        target = str(out / "model.tflite")
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, source, target], stdout=subprocess.PIPE, text=True)
+        assert writer.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        if os.path.exists(target):
+            modelcard.verify(open(target, "rb").read(), target)  # whole and consistent
+        leftovers = [n for n in os.listdir(out) if n.startswith(".")]
+        removed = export.remove_stale_temporaries(str(out))
+        assert sorted(removed) == sorted(leftovers)
+        assert all(not n.startswith(".") for n in os.listdir(out))
+
+
+def test_parity_limits():
+    ref = {"gender_accuracy": 0.93, "age_group_accuracy": 0.60, "age_mae": 5.0}
+    assert export.parity_problems(ref, {"gender_accuracy": 0.926, "age_group_accuracy": 0.61, "age_mae": 5.1}) == []
+    problems = export.parity_problems(ref, {"gender_accuracy": 0.92, "age_group_accuracy": 0.594, "age_mae": 5.2})
+    assert len(problems) == 3 and "gender_accuracy" in problems[0] and "age_mae" in problems[2]
+
+
+def test_export_script_reports_parity_and_publishes_only_within_limits(trained_runs, tmp_path):
+    out, publish = str(tmp_path / "exports"), str(tmp_path / "published" / "model.tflite")
+    os.makedirs(os.path.dirname(publish))
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "export", "export_tflite.py"), "--run", trained_runs[0], "--qat-run",
+         trained_runs[1], "--out", out, "--variants", "float32,dynamic,int8-qat", "--publish", publish],
+        capture_output=True, text=True, timeout=900)
+    report = json.load(open(os.path.join(out, "parity.json")))
+    assert set(report["variants"]) == {"float32", "dynamic", "int8-qat"}
+    assert "| int8-qat |" in open(os.path.join(out, "parity.md")).read()
+    float32 = report["variants"]["float32"]["metrics"]
+    for key in ("gender_accuracy", "age_group_accuracy", "age_mae"):
+        assert float32[key] == pytest.approx(report["reference"][key], abs=1e-6)  # float TFLite == Keras
+    for variant in report["variants"].values():
+        assert variant["latency_ms"]["1"] > 0 and variant["bytes"] > 0
+    if report["parity_problems"]:
+        assert result.returncode != 0 and "refusing to publish" in result.stderr
+        assert not os.path.exists(publish)
+    else:
+        assert result.returncode == 0, result.stderr[-2000:]
+        card = modelcard.verify(open(publish, "rb").read(), publish)
+        assert card["variant"] == "int8-qat" and "test" in card["metrics"]
