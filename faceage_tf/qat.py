@@ -5,9 +5,11 @@ learns int8 weights and activations, so the converter emits int8 kernels for the
 
 - `BilinearSampler`: no weights; one 8-bit output quantizer, so the conv after it gets int8
   input (with a pure no-op config that conv stays float).
-- The softmax heads, `ExpectedAge` and the ensemble's `Average`: left in float. They are a
-  sliver of the compute, and 8-bit probabilities would round away the tail of the age
-  distribution that the expected age is computed from.
+- The age-group and age-distribution heads, `ExpectedAge` and the ensemble's `Average`: left in
+  float (and the converter keeps them float). They are a sliver of the compute, and 8-bit
+  probabilities would round away the tail of the age distribution behind the expected age.
+- The gender head stays quantized where its probabilities feed the age branch: the converter
+  quantizes the concatenation's inputs anyway, so QAT must simulate it to match the int8 file.
 """
 
 from __future__ import annotations
@@ -50,9 +52,16 @@ class FloatConfig(OutputQuantizeConfig):
         return []
 
 
-def _float_layer(layer) -> bool:
-    is_head = isinstance(layer, keras.layers.Dense) and layer.get_config().get("activation") == "softmax"
-    return is_head or isinstance(layer, (ExpectedAge, keras.layers.Average))
+def _float_layers(model) -> set[str]:
+    """Names of the layers that QAT leaves in float (see the module docstring)."""
+    concatenated = set()
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Concatenate):
+            concatenated |= {tensor._keras_history.layer.name for tensor in layer.input}
+    return {layer.name for layer in model.layers
+            if isinstance(layer, (ExpectedAge, keras.layers.Average))
+            or (isinstance(layer, keras.layers.Dense) and layer.get_config().get("activation") == "softmax"
+                and layer.name not in concatenated)}
 
 
 def quantize_scope():
@@ -64,11 +73,13 @@ def quantize_scope():
 def quantize(model):
     """A quantisation-aware copy of `model` (same layer names and outputs), starting from its weights."""
 
+    float_layers = _float_layers(model)
+
     def annotate(layer):
         clone = layer.__class__.from_config(layer.get_config())
         if isinstance(layer, BilinearSampler):
             return quantize_keras.quantize_annotate_layer(clone, OutputQuantizeConfig())
-        if _float_layer(layer):
+        if layer.name in float_layers:
             return quantize_keras.quantize_annotate_layer(clone, FloatConfig())
         return clone
 

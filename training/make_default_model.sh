@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The recipe of the packaged default model, start to end, on 2 CPU cores:
+#   1. train the float ensemble for 14 epochs (configs/default.json),
+#   2. train it 8 epochs more from a warm restart of the learning rate, with the gender loss
+#      weighted twice (configs/default_finetune.json),
+#   3. fine-tune that with quantisation-aware training (configs/default_qat.json),
+#   4. export every TFLite variant, measure them on the test split, publish the int8 QAT model
+#      into faceage_tf/assets/ (refused if it falls behind float beyond the parity limits),
+#   5. evaluate the float model and each network alone on the test split.
+# Run it in the background; if it is interrupted, run it again: finished steps are skipped and an
+# interrupted training step resumes from its last epoch.
+#   nohup training/make_default_model.sh runs/default > runs/default.log 2>&1 &
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs/default}
+PY=${PYTHON:-.venv/bin/python}
+START=$(date +%s)
+
+train() {  # train RUN_DIR ARGS...: skipped when finished, resumed when interrupted
+  local run=$1; shift
+  if [ -f "$run/final_weights.h5" ]; then echo "== $run: done"; return; fi
+  local resume=""
+  [ -d "$run/backup" ] && resume="--resume"
+  echo "== $run $resume"
+  "$PY" training/train.py --out "$run" $resume --verbose 2 "$@"
+}
+
+train "$OUT/float" --config configs/default.json
+train "$OUT/finetune" --config configs/default_finetune.json --init-from "$OUT/float"
+train "$OUT/qat" --config configs/default_qat.json --init-from "$OUT/finetune"
+"$PY" export/export_tflite.py --run "$OUT/finetune" --qat-run "$OUT/qat" --out "$OUT/export" \
+  --publish faceage_tf/assets/faceage.tflite
+"$PY" training/evaluate.py --run "$OUT/finetune" --members --tflite faceage_tf/assets/faceage.tflite --out "$OUT/eval"
+echo "== recipe wall time: $(( ($(date +%s) - START) / 60 )) minutes"
