@@ -18,7 +18,6 @@ import platform
 import sys
 import tempfile
 
-import numpy as np
 
 from faceage_tf import datasets, evaluation, export, pipeline
 from faceage_tf.runtime import FaceAgePredictor
@@ -80,7 +79,7 @@ def main(argv=None):
             draft = os.path.join(scratch, "draft.tflite")
             export.write_model(draft, model_bytes, card)
             metrics, latency = measure(draft, images, records, schema)
-        card["metrics"] = {args.split: export.summary(metrics)}
+        card["metrics"] = {args.split: evaluation.summary(metrics)}
         card["latency_ms_per_face"] = dict(latency, measured_on=f"{platform.machine()}, {os.cpu_count()} cores, LiteRT")
         path = os.path.join(args.out, f"{args.name}-{variant}.tflite")
         final = export.write_model(path, model_bytes, card)
@@ -91,8 +90,8 @@ def main(argv=None):
               f"{latency['1']:.2f} ms/face (1 thread)")
 
     table = export.parity_table(reference, results)
-    report = {"reference": export.summary(reference), "split": args.split, "flip_tta": args.flip_tta,
-              "variants": {k: {"metrics": export.summary(v["metrics"]), **{x: v[x] for x in ("latency_ms", "bytes", "sha256")}}
+    report = {"reference": evaluation.summary(reference), "split": args.split, "flip_tta": args.flip_tta,
+              "variants": {k: {"metrics": evaluation.summary(v["metrics"]), **{x: v[x] for x in ("latency_ms", "bytes", "sha256")}}
                            for k, v in results.items()}}
     problems = export.parity_problems(reference, results["int8-qat"]["metrics"]) if "int8-qat" in results else []
     report["parity_problems"] = problems

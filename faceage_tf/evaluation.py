@@ -69,6 +69,21 @@ def evaluate(predictions: dict[str, np.ndarray], records: Sequence[FaceRecord], 
     return result
 
 
+SUMMARY_KEYS = ("n", "gender_accuracy", "age_group_accuracy", "age_group_off_by_one", "age_mae")
+
+
+def summary(result: dict) -> dict:
+    """The headline figures of `evaluate`'s result, and the same per gender, age group and race
+    (no confusion matrices): what a model card carries."""
+    out = {k: result[k] for k in SUMMARY_KEYS}
+    for key in ("by_gender", "by_age_group", "by_race"):
+        if key in result:
+            out[key] = {group: {k: v[k] for k in SUMMARY_KEYS if k in v} for group, v in result[key].items()}
+    if "race_gap" in result:
+        out["race_gap"] = result["race_gap"]
+    return out
+
+
 def average_predictions(*predictions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Mean of several prediction dicts (test-time flip, ensembles)."""
     return {key: np.mean([p[key] for p in predictions], axis=0) for key in predictions[0]}

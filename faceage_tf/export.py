@@ -17,7 +17,7 @@ import numpy as np
 import faceage_tf
 from faceage_tf import modelcard
 from faceage_tf.datasets import atomic_write_bytes, atomic_write_text
-from faceage_tf.keras import keras, tf
+from faceage_tf.keras import tf
 from faceage_tf.models import OUTPUTS
 from faceage_tf.schema import Schema
 
@@ -160,20 +160,6 @@ def remove_stale_temporaries(directory: str) -> list[str]:
 PARITY_LIMITS = {"gender_accuracy": 0.005, "age_group_accuracy": 0.005, "age_mae": 0.15}
 LICENCE = ("Code: Apache-2.0. Weights trained on UTKFace inherit its licence: non-commercial research "
            "use only; the face images remain the copyright of their owners.")
-SUMMARY_KEYS = ("n", "gender_accuracy", "age_group_accuracy", "age_group_off_by_one", "age_mae")
-
-
-def summary(result: dict) -> dict:
-    """The headline figures of an evaluation result, and the same per gender, age group and race."""
-    out = {k: result[k] for k in SUMMARY_KEYS}
-    for key in ("by_gender", "by_age_group", "by_race"):
-        if key in result:
-            out[key] = {group: {k: v[k] for k in SUMMARY_KEYS if k in v} for group, v in result[key].items()}
-    if "race_gap" in result:
-        out["race_gap"] = result["race_gap"]
-    return out
-
-
 def parity_problems(reference: dict, candidate: dict, limits: dict = PARITY_LIMITS) -> list[str]:
     """Where `candidate` falls further behind `reference` than `limits` allow (gains are fine)."""
     problems = []

@@ -4,7 +4,6 @@ Everything here runs without TensorFlow (the suite also runs in .venv-runtime).
 """
 
 import io
-import os
 import struct
 import subprocess
 import sys
