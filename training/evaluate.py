@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from faceage_tf import datasets, evaluation, models, pipeline
+from faceage_tf import datasets, evaluation, models, pipeline, preprocess
 from faceage_tf.training import load_run
 
 
@@ -27,6 +27,8 @@ def main(argv=None):
     parser.add_argument("--members", action="store_true", help="also score each network of an ensemble alone")
     parser.add_argument("--no-flip", action="store_true", help="no test-time horizontal flip")
     parser.add_argument("--attention", type=int, default=12, help="faces in the attention-map grid (0: none)")
+    parser.add_argument("--attention-images", nargs="*", default=[],
+                        help="draw the attention maps of these face crops instead of test faces")
     parser.add_argument("--out", help="output directory (default: RUN/eval)")
     args = parser.parse_args(argv)
 
@@ -59,12 +61,16 @@ def main(argv=None):
         evaluation.write_report(results[name], schema, os.path.join(out, name), f"{name} on {args.split}")
 
     if args.attention and models.has_attention(model):
-        picks = np.linspace(0, len(records) - 1, min(args.attention, len(records))).astype(int)
-        sample = faces.numpy()[picks]
+        if args.attention_images:
+            sample = np.stack([preprocess.load_face(path, schema.input_size) for path in args.attention_images])
+            captions = [os.path.basename(path) for path in args.attention_images]
+        else:
+            picks = np.linspace(0, len(records) - 1, min(args.attention, len(records))).astype(int)
+            sample = faces.numpy()[picks]
+            captions = [f"{schema.gender_labels[records[i].gender]}, {records[i].age:.0f}" for i in picks]
         maps = models.attention_model(model).predict(pipeline.normalize(sample, schema), verbose=0)
         warped = maps["warped"] * schema.std + schema.mean
         heat = models.saliency(maps["features"], schema.input_size)
-        captions = [f"{schema.gender_labels[records[i].gender]}, {records[i].age:.0f}" for i in picks]
         os.makedirs(out, exist_ok=True)
         evaluation.plot_attention(sample, warped, heat, os.path.join(out, "attention.png"), captions)
 
