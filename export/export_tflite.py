@@ -46,6 +46,7 @@ def main(argv=None):
     parser.add_argument("--name", default="faceage", help="file name prefix")
     parser.add_argument("--publish", help="copy the int8-qat model (and its JSON) here if it passes the parity limits")
     parser.add_argument("--allow-regression", action="store_true", help="publish even if int8-qat breaks the limits")
+    parser.add_argument("--card-extra", help="JSON file of more model-card fields (intended use, known weaknesses)")
     args = parser.parse_args(argv)
 
     variants = args.variants.split(",")
@@ -67,6 +68,10 @@ def main(argv=None):
 
     os.makedirs(args.out, exist_ok=True)
     export.remove_stale_temporaries(args.out)
+    extra = {}
+    if args.card_extra:
+        with open(args.card_extra) as f:
+            extra = json.load(f)
     data = {"dataset": config.dataset, "faces": {name: len(recs) for name, recs in splits.items()},
             "split": "by image content, stratified by gender and age group", "seed": config.seed}
     results = {}
@@ -74,7 +79,7 @@ def main(argv=None):
         model = qat_model if variant == "int8-qat" else float_model
         model_bytes = export.convert(model, schema, variant, representative, flip=args.flip_tta)
         card = export.make_card(schema, architecture=config.architecture, variant=variant, flip_tta=args.flip_tta,
-                                training_data=data, licence=export.LICENCE)
+                                training_data=data, licence=export.LICENCE, **extra)
         with tempfile.TemporaryDirectory() as scratch:  # measure first, so that the card holds the figures
             draft = os.path.join(scratch, "draft.tflite")
             export.write_model(draft, model_bytes, card)

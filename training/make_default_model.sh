@@ -29,6 +29,6 @@ train "$OUT/float" --config configs/default.json
 train "$OUT/finetune" --config configs/default_finetune.json --init-from "$OUT/float"
 train "$OUT/qat" --config configs/default_qat.json --init-from "$OUT/finetune"
 "$PY" export/export_tflite.py --run "$OUT/finetune" --qat-run "$OUT/qat" --out "$OUT/export" \
-  --publish faceage_tf/assets/faceage.tflite
+  --card-extra configs/default_card.json --publish faceage_tf/assets/faceage.tflite
 "$PY" training/evaluate.py --run "$OUT/finetune" --members --tflite faceage_tf/assets/faceage.tflite --out "$OUT/eval"
 echo "== recipe wall time: $(( ($(date +%s) - START) / 60 )) minutes"
