@@ -55,7 +55,8 @@ def main(argv=None):
 
         predictor = FaceAgePredictor(path)
         images = pipeline.normalize(faces, schema).numpy()
-        runs = [predictor.predict_tensor(images)] + ([predictor.predict_tensor(images[:, :, ::-1])] if flip else [])
+        mirror = flip and not predictor.card.get("flip_tta")  # a model with flip built in needs no second pass
+        runs = [predictor.predict_tensor(images)] + ([predictor.predict_tensor(images[:, :, ::-1])] if mirror else [])
         name = os.path.basename(path)
         results[name] = evaluation.evaluate(evaluation.average_predictions(*runs), records, schema)
         evaluation.write_report(results[name], schema, os.path.join(out, name), f"{name} on {args.split}")

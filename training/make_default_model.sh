@@ -4,8 +4,9 @@
 #   2. train it 8 epochs more from a warm restart of the learning rate, with the gender loss
 #      weighted twice (configs/default_finetune.json),
 #   3. fine-tune that with quantisation-aware training (configs/default_qat.json),
-#   4. export every TFLite variant, measure them on the test split, publish the int8 QAT model
-#      into faceage_tf/assets/ (refused if it falls behind float beyond the parity limits),
+#   4. export every TFLite variant with test-time flip built in, measure them on the test split,
+#      publish the int8 QAT model into faceage_tf/assets/ (refused if it falls behind float
+#      beyond the parity limits),
 #   5. evaluate the float model and each network alone on the test split.
 # Run it in the background; if it is interrupted, run it again: finished steps are skipped and an
 # interrupted training step resumes from its last epoch.
@@ -28,7 +29,7 @@ train() {  # train RUN_DIR ARGS...: skipped when finished, resumed when interrup
 train "$OUT/float" --config configs/default.json
 train "$OUT/finetune" --config configs/default_finetune.json --init-from "$OUT/float"
 train "$OUT/qat" --config configs/default_qat.json --init-from "$OUT/finetune"
-"$PY" export/export_tflite.py --run "$OUT/finetune" --qat-run "$OUT/qat" --out "$OUT/export" \
+"$PY" export/export_tflite.py --run "$OUT/finetune" --qat-run "$OUT/qat" --out "$OUT/export" --flip-tta \
   --card-extra configs/default_card.json --publish faceage_tf/assets/faceage.tflite
 "$PY" training/evaluate.py --run "$OUT/finetune" --members --tflite faceage_tf/assets/faceage.tflite --out "$OUT/eval"
 echo "== recipe wall time: $(( ($(date +%s) - START) / 60 )) minutes"
