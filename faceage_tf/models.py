@@ -23,6 +23,8 @@ OUTPUTS = ("gender", "age_group", "age")
 MEMBERS = ("attentional", "residual")  # the ensemble's networks, in order
 WARP_LAYER = "attn_sampler"  # the attention: the transformed image...
 SALIENCY_LAYER = "attn_stage4_relu2"  # ...and the trunk's last activation map
+# Layer names of `multitask_head` (before any prefix).
+HEAD_LAYERS = ("head_dropout", "gender", "age_input", "age_hidden", "age_group", "age_dist", "age")
 
 layers = keras.layers
 IDENTITY_THETA = keras.initializers.Constant([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])  # affine [[1, 0, 0], [0, 1, 0]]
