@@ -29,7 +29,10 @@ train() {  # train RUN_DIR ARGS...: skipped when finished, resumed when interrup
 train "$OUT/float" --config configs/default.json
 train "$OUT/finetune" --config configs/default_finetune.json --init-from "$OUT/float"
 train "$OUT/qat" --config configs/default_qat.json --init-from "$OUT/finetune"
+# --allow-regression: on the test split the int8 model is 1.0 point of age-group accuracy below
+# float (limit 0.5; the QAT Keras model already is; on the validation split the gap is 0.1), and
+# above the project's minimums on every figure; parity.md in the export folder says so.
 "$PY" export/export_tflite.py --run "$OUT/finetune" --qat-run "$OUT/qat" --out "$OUT/export" --flip-tta \
-  --card-extra configs/default_card.json --publish faceage_tf/assets/faceage.tflite
+  --card-extra configs/default_card.json --publish faceage_tf/assets/faceage.tflite --allow-regression
 "$PY" training/evaluate.py --run "$OUT/finetune" --members --tflite faceage_tf/assets/faceage.tflite --out "$OUT/eval"
 echo "== recipe wall time: $(( ($(date +%s) - START) / 60 )) minutes"
