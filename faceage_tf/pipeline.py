@@ -123,11 +123,11 @@ def training_dataset(
         batches = tf.data.Dataset.from_tensor_slices(tf.reshape(batches, [elements, per_replica]))
         return batches.enumerate().map(lambda element, faces_index: (epoch * elements + element, faces_index))
 
-    def make_batch(element, index):
+    def make_batch(element, faces_index):
         # Seeded by the element number and this pipeline's index: reproducible on a resume.
-        images = augment(tf.gather(faces, index), tf.stack([tf.cast(seed, tf.int64), element * count + shard[0]]))
-        ys = {name: tf.gather(t, index) for name, t in targets.items()}
-        w = tf.gather(age_weights, index)
+        images = augment(tf.gather(faces, faces_index), tf.stack([tf.cast(seed, tf.int64), element * count + index]))
+        ys = {name: tf.gather(t, faces_index) for name, t in targets.items()}
+        w = tf.gather(age_weights, faces_index)
         ones = tf.ones_like(w)
         ws = {name: (w if _base_name(name) in ("age_group", "age_dist") else ones) for name in output_names}
         return normalize(images, schema), ys, ws
