@@ -1,15 +1,14 @@
 """Quantisation-aware training (tensorflow-model-optimization, tf_keras).
 
-`quantize(model)` returns a QAT copy of a trained float model: every conv and hidden dense layer
-learns int8 weights and activations, so the converter emits int8 kernels for them. Annotations:
+`quantize(model)` returns a QAT copy of a trained float model: every conv layer learns int8
+weights and activations, so the converter emits int8 kernels for them. Annotations:
 
 - `BilinearSampler`: no weights; one 8-bit output quantizer, so the conv after it gets int8
   input (with a pure no-op config that conv stays float).
 - The multi-task head (everything after the pooled features: the gender, age-group and age
   softmaxes, the age branch with its gender input, `ExpectedAge`) and the ensemble's `Average`:
-  left in float, and the converter keeps them float. They are a sliver of the compute; quantized,
-  they cost about a point of age-group accuracy on UTKFace's test split (fine decade boundaries),
-  and 8-bit probabilities would round away the tail of the age distribution.
+  left in float, and the converter keeps them float. They are a sliver of the compute, and 8-bit
+  probabilities would round away the tail of the age distribution behind the expected age.
 """
 
 from __future__ import annotations
