@@ -27,11 +27,9 @@ from faceage_tf.training import load_run
 
 def measure(path, images, records, schema):
     """Metrics and per-face latency (1 and 2 threads) of a written .tflite file."""
-    predictor = FaceAgePredictor(path, num_threads=2)
-    predictions = predictor.predict_tensor(images)
-    metrics = evaluation.evaluate(predictions, records, schema)
-    latency = {str(t): round(face_latency(FaceAgePredictor(path, num_threads=t), sample_face(), runs=100)["median_ms"], 3)
-               for t in (1, 2)}
+    predictors = {t: FaceAgePredictor(path, num_threads=t) for t in (1, 2)}
+    metrics = evaluation.evaluate(predictors[2].predict_tensor(images), records, schema)
+    latency = {str(t): round(face_latency(p, sample_face(), runs=100)["median_ms"], 3) for t, p in predictors.items()}
     return metrics, latency
 
 

@@ -15,7 +15,7 @@ import json
 import os
 import random
 import re
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from PIL import Image
 
@@ -308,11 +308,3 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 def race_name(race: int) -> str:
     return RACES[race] if 0 <= race < len(RACES) else "unknown"
 
-
-def labels_summary(records: Iterable[FaceRecord], schema: Schema) -> dict:
-    records = list(records)
-    return {
-        "faces": len(records),
-        "gender": dict(collections.Counter(schema.gender_labels[r.gender] for r in records)),
-        "age_group": dict(collections.Counter(schema.age_group_labels[schema.age_group(r.age)] for r in records)),
-    }
