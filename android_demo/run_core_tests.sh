@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and tests the plain-Kotlin core of the Android demo (no Android SDK needed):
-#   1. installs what is missing: a JDK and JUnit 4 (apt), Kotlin (npm kotlin-compiler, into tools/);
+#   1. says what is missing and installs it: a JDK and JUnit 4 (apt-get, needs root), Kotlin (npm
+#      kotlin-compiler, into tools/); stops with what to do when it cannot;
 #   2. writes golden vectors from real faces with `$PYTHON -m faceage_tf.golden` into build/golden
 #      (skipped, with the reason, when the faces are absent);
 #   3. compiles core + tests with kotlinc (jars cached by source hash) and runs them with JUnit.
@@ -14,15 +15,37 @@ BUILD=$HERE/build
 TOOLS=$HERE/tools
 mkdir -p "$BUILD" "$TOOLS"
 
-# --- 1. tools ---------------------------------------------------------------------------------
-if ! command -v javac >/dev/null || [ ! -f /usr/share/java/junit4.jar ]; then
-  echo "installing default-jdk-headless and junit4 (apt)"
-  apt-get install -y -q default-jdk-headless junit4 >/dev/null
-fi
+# --- 1. tools: say what will be installed, install it, or stop with what to do ------------------
 KOTLIN_HOME=$TOOLS/node_modules/kotlin-compiler
-if [ ! -x "$KOTLIN_HOME/bin/kotlinc-jvm" ]; then
-  echo "installing Kotlin (npm kotlin-compiler) into $TOOLS"
-  npm install --prefix "$TOOLS" --no-audit --no-fund --silent kotlin-compiler
+APT_MISSING=()
+command -v javac >/dev/null || APT_MISSING+=(default-jdk-headless)
+[ -f /usr/share/java/junit4.jar ] || APT_MISSING+=(junit4)
+NPM_MISSING=""
+[ -x "$KOTLIN_HOME/bin/kotlinc-jvm" ] || NPM_MISSING=kotlin-compiler
+if [ ${#APT_MISSING[@]} -gt 0 ] || [ -n "$NPM_MISSING" ]; then
+  echo "run_core_tests.sh installs what the Kotlin core tests need and this machine lacks:"
+  [ ${#APT_MISSING[@]} -eq 0 ] || echo "  - ${APT_MISSING[*]} with apt-get (system packages: needs root and the network)"
+  [ -z "$NPM_MISSING" ] || echo "  - the npm package kotlin-compiler (about 90 MB) into $TOOLS (needs npm and the network)"
+fi
+if [ ${#APT_MISSING[@]} -gt 0 ]; then
+  HINT="install them yourself (sudo apt-get install ${APT_MISSING[*]}) and run this again"
+  if [ "$(id -u)" != 0 ]; then
+    echo "error: cannot install ${APT_MISSING[*]}: apt-get needs root; $HINT" >&2; exit 1
+  fi
+  if ! apt-get install -y -q "${APT_MISSING[@]}" >"$BUILD/apt.log" 2>&1; then
+    tail -n 5 "$BUILD/apt.log" >&2
+    echo "error: apt-get could not install ${APT_MISSING[*]} (full log: $BUILD/apt.log); $HINT" >&2; exit 1
+  fi
+fi
+if [ -n "$NPM_MISSING" ]; then
+  if ! command -v npm >/dev/null; then
+    echo "error: cannot install Kotlin: npm not found; install Node.js and npm (apt-get install npm) and run this again" >&2; exit 1
+  fi
+  if ! npm install --prefix "$TOOLS" --no-audit --no-fund --silent kotlin-compiler >"$BUILD/npm.log" 2>&1 \
+     || [ ! -x "$KOTLIN_HOME/bin/kotlinc-jvm" ]; then
+    tail -n 5 "$BUILD/npm.log" >&2
+    echo "error: npm could not install kotlin-compiler into $TOOLS (full log: $BUILD/npm.log); check the network or the npm registry setting" >&2; exit 1
+  fi
 fi
 KOTLINC=$KOTLIN_HOME/bin/kotlinc-jvm
 LIB=$KOTLIN_HOME/lib

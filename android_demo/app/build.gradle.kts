@@ -1,13 +1,49 @@
+import org.jetbrains.kotlin.gradle.dsl.JvmTarget
+
 plugins {
     alias(libs.plugins.android.application)
     alias(libs.plugins.kotlin.android)
 }
 
-// The model ships from the Python package's assets: copied at build time, never kept twice in git.
-val modelAssets = layout.buildDirectory.dir("generated/faceage-assets")
-val copyModel by tasks.registering(Copy::class) {
-    from(rootProject.file("../faceage_tf/assets/faceage.tflite"))
-    into(modelAssets)
+/**
+ * Copies the models from the Python package's assets into a generated assets folder (never
+ * kept twice in git), and fails the build with the reason when one is missing: an APK without
+ * its model would only fail on the phone.
+ */
+abstract class CopyModelAssets : DefaultTask() {
+    @get:InputFiles
+    @get:PathSensitive(PathSensitivity.NAME_ONLY)
+    abstract val models: ConfigurableFileCollection
+
+    @get:OutputDirectory
+    abstract val outputDirectory: DirectoryProperty
+
+    @TaskAction
+    fun copy() {
+        val missing = models.files.filterNot { it.isFile }
+        if (missing.isNotEmpty()) {
+            throw GradleException(
+                "model file(s) missing: ${missing.joinToString()}. The app ships the models from " +
+                    "faceage_tf/assets/: restore them (git checkout -- faceage_tf/assets) or export " +
+                    "a model with faceage_tf.export, then rebuild."
+            )
+        }
+        val out = outputDirectory.get().asFile
+        out.deleteRecursively()
+        out.mkdirs()
+        models.files.forEach { it.copyTo(out.resolve(it.name)) }
+    }
+}
+
+val modelFiles = listOf(rootProject.file("../faceage_tf/assets/faceage.tflite"))
+
+androidComponents {
+    onVariants { variant ->
+        val copy = tasks.register<CopyModelAssets>("copy${variant.name.replaceFirstChar { it.uppercase() }}Models") {
+            models.from(modelFiles)
+        }
+        variant.sources.assets?.addGeneratedSourceDirectory(copy, CopyModelAssets::outputDirectory)
+    }
 }
 
 android {
@@ -16,13 +52,12 @@ android {
 
     defaultConfig {
         applicationId = "dev.faceage.demo"
-        minSdk = 28 // ImageDecoder (gallery photos, EXIF rotation applied)
+        minSdk = 28 // ImageDecoder (gallery photos, EXIF rotation applied, sample size)
         targetSdk = 35
         versionCode = 1
         versionName = "0.1.0"
     }
 
-    sourceSets["main"].assets.srcDir(modelAssets)
     androidResources {
         noCompress += "tflite"
     }
@@ -30,16 +65,18 @@ android {
         sourceCompatibility = JavaVersion.VERSION_17
         targetCompatibility = JavaVersion.VERSION_17
     }
-    kotlinOptions {
-        jvmTarget = "17"
-    }
 }
 
-tasks.named("preBuild") { dependsOn(copyModel) }
+kotlin {
+    compilerOptions {
+        jvmTarget.set(JvmTarget.JVM_17)
+    }
+}
 
 dependencies {
     implementation(project(":core"))
     implementation(libs.androidx.activity)
+    implementation(libs.androidx.core)
     implementation(libs.camera.core)
     implementation(libs.camera.camera2)
     implementation(libs.camera.lifecycle)

@@ -1,11 +1,21 @@
+import org.jetbrains.kotlin.gradle.dsl.JvmTarget
+
 // Plain Kotlin/JVM: no Android dependency, so it also builds and tests without the Android SDK
 // (see ../run_core_tests.sh, which does the same with kotlinc alone).
 plugins {
     alias(libs.plugins.kotlin.jvm)
 }
 
+// Bytecode for Java 17 (what the app targets), compiled by whatever JDK runs Gradle (17 or
+// newer): no toolchain to resolve or download.
+java {
+    sourceCompatibility = JavaVersion.VERSION_17
+    targetCompatibility = JavaVersion.VERSION_17
+}
 kotlin {
-    jvmToolchain(17)
+    compilerOptions {
+        jvmTarget.set(JvmTarget.JVM_17)
+    }
 }
 
 dependencies {

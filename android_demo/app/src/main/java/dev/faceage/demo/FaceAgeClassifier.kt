@@ -3,6 +3,8 @@ package dev.faceage.demo
 import android.content.Context
 import android.graphics.Bitmap
 import android.graphics.Canvas
+import android.graphics.Color
+import android.graphics.Matrix
 import android.graphics.Paint
 import android.graphics.Rect
 import dev.faceage.core.Box
@@ -18,6 +20,7 @@ import dev.faceage.core.TensorInfo
 import org.tensorflow.lite.Interpreter
 import org.tensorflow.lite.Tensor
 import java.io.Closeable
+import java.io.FileNotFoundException
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
 
@@ -29,7 +32,8 @@ data class FaceResult(val box: Rect, val crop: Box, val age: FaceAge)
  * needs (input size, normalisation, crop, labels) comes from the model card inside the
  * `.tflite`, via the core module. Not thread-safe: call it from one thread.
  *
- * @throws FaceAgeException if the model has no valid card or its tensors disagree with it.
+ * @throws FaceAgeException if the model is missing, unreadable, has no valid card, or its
+ *   tensors disagree with the card.
  */
 class FaceAgeClassifier(context: Context, assetName: String = "faceage.tflite", numThreads: Int = 2) : Closeable {
     val card: ModelCard
@@ -40,18 +44,34 @@ class FaceAgeClassifier(context: Context, assetName: String = "faceage.tflite", 
     private val decoder: OutputDecoder
     private val size: Int
 
-    // Reused for every face, so the camera loop makes no garbage per frame.
+    // Made once and reused for every face: the crop bitmap and its canvas, the pixels, the
+    // input tensor and the output arrays (keyed by the interpreter's own output names).
+    private val crop: Bitmap
+    private val cropCanvas: Canvas
+    private val cropMatrix = Matrix()
+    private val cropPaint = Paint(Paint.FILTER_BITMAP_FLAG) // bilinear
     private val pixels: IntArray
     private val tensor: FloatArray
     private val input: ByteBuffer
+    private val inputs: Map<String, Any>
+    private val outputs: Map<String, Array<FloatArray>>
+    private val outputsByTensor: Map<String, Any>
 
     init {
-        val bytes = context.assets.open(assetName).use { it.readBytes() }
+        val bytes = try {
+            context.assets.open(assetName).use { it.readBytes() }
+        } catch (e: FileNotFoundException) {
+            throw FaceAgeException.MissingModel("$assetName is not in the app's assets: rebuild the app (the build copies faceage_tf/assets/$assetName)")
+        }
         card = ModelCard.fromTflite(bytes, assetName, verifyHash = true)
         val model = ByteBuffer.allocateDirect(bytes.size).order(ByteOrder.nativeOrder())
         model.put(bytes)
         model.rewind()
-        interpreter = Interpreter(model, Interpreter.Options().setNumThreads(numThreads))
+        interpreter = try {
+            Interpreter(model, Interpreter.Options().setNumThreads(numThreads))
+        } catch (e: IllegalArgumentException) {
+            throw FaceAgeException.NotAModel("$assetName: LiteRT cannot load it (${e.message})")
+        }
         try {
             val keys = interpreter.signatureKeys
             signature = if ("serving_default" in keys) "serving_default" else keys.firstOrNull()
@@ -69,27 +89,33 @@ class FaceAgeClassifier(context: Context, assetName: String = "faceage.tflite", 
         preprocessor = Preprocessor(card)
         decoder = OutputDecoder(card)
         size = card.inputSize
+        crop = Bitmap.createBitmap(size, size, Bitmap.Config.ARGB_8888)
+        cropCanvas = Canvas(crop)
         pixels = IntArray(size * size)
         tensor = FloatArray(size * size * 3)
         input = ByteBuffer.allocateDirect(tensor.size * 4).order(ByteOrder.nativeOrder())
+        inputs = mapOf(binding.input to input)
+        outputs = binding.outputs.mapValues { (key, _) -> Array(1) { FloatArray(card.outputs.getValue(key)[1]!!) } }
+        outputsByTensor = outputs.entries.associate { (key, value) -> binding.outputs.getValue(key) to value }
     }
 
     /** Age and gender for every face box (image pixels) found in an upright [image]. */
     fun classify(image: Bitmap, faces: List<Rect>): List<FaceResult> = faces.map { face ->
-        val crop = BoxExpander.expand(Box(face.left.toFloat(), face.top.toFloat(), face.right.toFloat(), face.bottom.toFloat()), card.crop)
-        FaceResult(face, crop, classifyCrop(cropFace(image, crop)))
+        val box = BoxExpander.expand(Box(face.left.toFloat(), face.top.toFloat(), face.right.toFloat(), face.bottom.toFloat()), card.crop)
+        FaceResult(face, box, classifyCrop(cropFace(image, box)))
     }
 
-    /** The card's crop, scaled to the input size; the part outside the image stays black, as in Python. */
-    fun cropFace(image: Bitmap, crop: Box): Bitmap {
-        val (left, top, right, bottom) = BoxExpander.pixelBounds(crop)
-        val out = Bitmap.createBitmap(size, size, Bitmap.Config.ARGB_8888)
-        Canvas(out).apply {
-            scale(size.toFloat() / (right - left), size.toFloat() / (bottom - top))
-            translate(-left.toFloat(), -top.toFloat())
-            drawBitmap(image, 0f, 0f, Paint(Paint.FILTER_BITMAP_FLAG)) // bilinear
-        }
-        return out
+    /**
+     * The card's crop, scaled to the input size, into a bitmap reused for every face (valid
+     * until the next call); the part outside the image stays black, as in Python.
+     */
+    fun cropFace(image: Bitmap, box: Box): Bitmap {
+        val (left, top, right, bottom) = BoxExpander.pixelBounds(box)
+        crop.eraseColor(Color.BLACK)
+        cropMatrix.setTranslate(-left.toFloat(), -top.toFloat())
+        cropMatrix.postScale(size.toFloat() / (right - left), size.toFloat() / (bottom - top))
+        cropCanvas.drawBitmap(image, cropMatrix, cropPaint)
+        return crop
     }
 
     /** The model on one face crop of `inputSize` x `inputSize` pixels. */
@@ -101,9 +127,7 @@ class FaceAgeClassifier(context: Context, assetName: String = "faceage.tflite", 
         preprocessor.toTensor(pixels, tensor)
         input.rewind()
         input.asFloatBuffer().put(tensor)
-        // One [1][n] array per output, keyed by the interpreter's own output names.
-        val outputs = binding.outputs.mapValues { (key, _) -> Array(1) { FloatArray(card.outputs.getValue(key)[1]!!) } }
-        interpreter.runSignature(mapOf(binding.input to input), outputs.entries.associate { (key, value) -> binding.outputs.getValue(key) to value }, signature)
+        interpreter.runSignature(inputs, outputsByTensor, signature)
         return decoder.decode(outputs.getValue("gender")[0], outputs.getValue("age_group")[0], outputs.getValue("age")[0])
     }
 

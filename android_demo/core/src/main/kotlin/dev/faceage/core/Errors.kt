@@ -5,6 +5,9 @@ package dev.faceage.core
  * the app can show a clear message (`e.message`) instead of crashing.
  */
 sealed class FaceAgeException(message: String) : Exception(message) {
+    /** The model file is not in the app (an APK built without it). */
+    class MissingModel(message: String) : FaceAgeException(message)
+
     /** The bytes are not a TFLite flatbuffer, or it is truncated or corrupt. */
     class NotAModel(message: String) : FaceAgeException(message)
 
