@@ -21,7 +21,7 @@ setup(
     license="Apache-2.0 (code); shipped weights: non-commercial research only (UTKFace)",
     python_requires=">=3.9",
     packages=find_packages(include=["faceage_tf", "faceage_tf.*"]),
-    package_data={"faceage_tf": ["assets/*.tflite", "assets/*.json"]},
+    package_data={"faceage_tf": ["assets/*.tflite", "assets/*.json", "assets/blazeface/*"]},
     install_requires=["numpy>=1.23", "Pillow>=9.1"],
     extras_require={
         "runtime": RUNTIME,

@@ -4,8 +4,8 @@ Importing this package never imports TensorFlow: the runtime (`faceage_tf.runtim
 numpy, Pillow and a TFLite interpreter. Model code lives in `faceage_tf.models` (TensorFlow).
 """
 
-from faceage_tf.schema import AGE_GROUP_PRESETS, GENDER_LABELS, FaceCrop, Schema, preset
+from faceage_tf.schema import AGE_GROUP_PRESETS, GENDER_LABELS, FaceTemplate, Schema, preset
 
 __version__ = "0.1.0"
 
-__all__ = ["AGE_GROUP_PRESETS", "GENDER_LABELS", "FaceCrop", "Schema", "preset", "__version__"]
+__all__ = ["AGE_GROUP_PRESETS", "GENDER_LABELS", "FaceTemplate", "Schema", "preset", "__version__"]

@@ -22,28 +22,14 @@ from typing import Iterator
 from faceage_tf.preprocess import ImageError, open_image
 from faceage_tf.runtime import BackendError, DetectorError, FaceAgePredictor, ModelFileError, read_model
 from faceage_tf.runtime import bench
+from faceage_tf.runtime.detectors import DETECTOR_CHOICES, resolve
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 PROGRESS_MIN_INPUTS = 50  # show progress on stderr for this many inputs even when it is not a terminal
 
 
-def haar_available() -> bool:
-    try:
-        import cv2  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def resolve_detector(name: str) -> str:
-    """'auto' is 'haar' when OpenCV is installed, else 'none' (every image is a face crop)."""
-    if name == "auto":
-        return "haar" if haar_available() else "none"
-    return name
-
-
 def make_predictor(args) -> FaceAgePredictor:
-    return FaceAgePredictor(args.model, detector=resolve_detector(args.detector), num_threads=args.threads)
+    return FaceAgePredictor(args.model, detector=args.detector, num_threads=args.threads)
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -116,7 +102,7 @@ def cmd_predict(args) -> int:
     hint = " (for face crops use --detector none)" if predictor.detector is not None else ""
     if not args.json:
         print(f"model {predictor.card.get('name', predictor.model_name)} via {predictor.backend}, "
-              f"detector {resolve_detector(args.detector)}", file=sys.stderr)
+              f"detector {resolve(args.detector)}", file=sys.stderr)
         print(f"{'FILE':<{width}} {'FACE':>4} {'BOX':<19} {'GENDER':<11} {'AGE GROUP':<11} {'AGE':>5}", file=out)
     progress = Progress(len(inputs), enabled=not args.no_progress)
     processed = faces_found = 0
@@ -160,7 +146,7 @@ def _font(size: int):
 
 
 def draw_faces(image, faces):
-    """A copy of the RGB image with each face's box and 'gender, age group, age' drawn on it."""
+    """A copy of the RGB image with each face's box, keypoints and 'gender, age group, age' drawn on it."""
     from PIL import ImageDraw
     image = image.copy()
     draw = ImageDraw.Draw(image)
@@ -169,6 +155,8 @@ def draw_faces(image, faces):
     for face in faces:
         left, top, right, bottom = face.box
         draw.rectangle((left, top, right - 1, bottom - 1), outline=(255, 200, 0), width=line)
+        for x, y in face.keypoints or []:  # the points the crop was aligned by
+            draw.ellipse((x - 1.5 * line, y - 1.5 * line, x + 1.5 * line, y + 1.5 * line), fill=(0, 220, 255))
         label = f"{face.gender} {face.gender_probability:.0%}, {face.age_group}, {face.age:.0f}y"
         x0, y0, x1, y1 = draw.textbbox((0, 0), label, font=font)
         text_top = top - (y1 - y0) - 2 * line if top - (y1 - y0) - 2 * line >= 0 else top
@@ -245,7 +233,7 @@ def cmd_info(args) -> int:
     print(f"{'input_size':<18} {schema['input_size']} px, normalised (pixel - {schema['mean']}) / {schema['std']}")
     print(f"{'genders':<18} {', '.join(schema['gender_labels'])}")
     print(f"{'age groups':<18} {', '.join(schema.get('age_group_labels', []))}")
-    print(f"{'face crop':<18} {json.dumps(schema.get('crop'))}")
+    print(f"{'face template':<18} {json.dumps(schema.get('template'))}")
     print(f"{'metrics':<18} {json.dumps(card.get('metrics', {}), sort_keys=True)}")
     return 0
 
@@ -268,9 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--model", help="a faceage .tflite model (default: the packaged model)")
         if detector:
             sub.add_argument("--threads", type=positive_int, help="interpreter threads (default: the backend's choice)")
-            sub.add_argument("--detector", choices=("auto", "none", "haar"), default="auto",
-                             help="face detector: haar (needs opencv-python-headless), none (each image is one face "
-                                  "crop), auto = haar when OpenCV is installed (default)")
+            sub.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",
+                             help="face detector: auto = blazeface (bundled, faces aligned by their keypoints; "
+                                  "default), haar (OpenCV, needs opencv-python-headless), none (each image already "
+                                  "is one face crop in the model's framing, like UTKFace's)")
 
     sub = commands.add_parser("predict", help="predict gender and age for the faces in images")
     sub.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or glob patterns")

@@ -24,37 +24,41 @@ AGE_GROUP_PRESETS = {
 
 MIN_INPUT_SIZE = 32
 MAX_AGE = 100  # the expected-age output is a softmax over ages 0..MAX_AGE
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the alignment template replaced the box crop convention
+
+
+# Keypoints that alignment uses, in the detector's order: right eye, left eye, nose tip, mouth
+# centre (the subject's right and left). The ear tragions are left out: they move too much with
+# the head's yaw to anchor a crop.
+ALIGNMENT_KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth")
 
 
 @dataclasses.dataclass(frozen=True)
-class FaceCrop:
-    """How a face box from a detector becomes the model's input crop.
+class FaceTemplate:
+    """Where a face's keypoints sit in the model's input crop, as fractions of the crop's side
+    (x right, y down), in the order of `ALIGNMENT_KEYPOINTS`.
 
-    The crop is a square of side `scale * max(box width, box height)`, centred on the box
-    centre moved down by `shift_y * side`. The defaults reproduce UTKFace's aligned crops
-    from OpenCV Haar boxes (measured by `benchmarks/calibrate_crop.py`).
+    A face is aligned by the similarity transform (rotation, scale, shift) that best maps its
+    detected keypoints onto these (`faceage_tf.align`). The defaults reproduce UTKFace's crops:
+    the median BlazeFace keypoints of UTKFace crops (measured by `benchmarks/calibrate_template.py`).
     """
 
-    # Measured by benchmarks/calibrate_crop.py on 600 UTKFace crops (Haar finds 97-98% of them):
-    # median scale 0.97 (IQR 0.93-1.03), median shift_y 0.087 (IQR 0.07-0.10): UTKFace crops are as
-    # large as the Haar box and sit about 9% of their side lower (more chin, less forehead).
-    scale: float = 0.97
-    shift_y: float = 0.09
+    keypoints: tuple[tuple[float, float], ...] = ((0.2839, 0.2983), (0.692, 0.2859), (0.4856, 0.5166), (0.493, 0.7225))
 
     def __post_init__(self):
-        if not self.scale > 0:
-            raise ValueError(f"crop.scale must be positive. Received: scale={self.scale!r}")
-        if not -1.0 < self.shift_y < 1.0:
-            raise ValueError(f"crop.shift_y must be in (-1, 1). Received: shift_y={self.shift_y!r}")
-
-    def expand(self, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-        """Returns the crop (left, top, right, bottom) for a face box (left, top, right, bottom)."""
-        left, top, right, bottom = box
-        side = self.scale * max(right - left, bottom - top)
-        cx = (left + right) / 2
-        cy = (top + bottom) / 2 + self.shift_y * side
-        return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+        try:
+            points = tuple((float(x), float(y)) for x, y in self.keypoints)
+        except (TypeError, ValueError):
+            raise ValueError(f"template.keypoints must be (x, y) pairs. Received: keypoints={self.keypoints!r}") from None
+        if len(points) != len(ALIGNMENT_KEYPOINTS):
+            raise ValueError(f"template.keypoints must hold {len(ALIGNMENT_KEYPOINTS)} points "
+                             f"{ALIGNMENT_KEYPOINTS}. Received: keypoints={self.keypoints!r}")
+        if not all(0.0 < v < 1.0 for point in points for v in point):
+            raise ValueError(f"template.keypoints must lie inside the crop (0..1). Received: keypoints={self.keypoints!r}")
+        if not points[1][0] - points[0][0] > 0:
+            raise ValueError(f"template.keypoints: the left eye must be right of the right eye in the crop. "
+                             f"Received: keypoints={self.keypoints!r}")
+        object.__setattr__(self, "keypoints", points)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +72,7 @@ class Schema:
             Taken from the preset when not given.
         gender_labels: class names of the gender output, in output order.
         mean, std: input normalisation, `(pixel - mean) / std` on 0..255 RGB values.
-        crop: the face-crop convention.
+        template: where the face's keypoints sit in the input crop (`FaceTemplate`).
     """
 
     input_size: int = 64
@@ -77,7 +81,7 @@ class Schema:
     gender_labels: tuple[str, ...] = GENDER_LABELS
     mean: float = 127.5
     std: float = 127.5
-    crop: FaceCrop = FaceCrop()
+    template: FaceTemplate = FaceTemplate()
     max_age: int = MAX_AGE
 
     def __post_init__(self):
@@ -113,8 +117,10 @@ class Schema:
             raise ValueError(f"std must be positive. Received: std={self.std!r}")
         object.__setattr__(self, "age_group_edges", tuple(int(e) for e in edges))
         object.__setattr__(self, "gender_labels", tuple(self.gender_labels))
-        if isinstance(self.crop, Mapping):
-            object.__setattr__(self, "crop", FaceCrop(**self.crop))
+        if isinstance(self.template, Mapping):
+            object.__setattr__(self, "template", FaceTemplate(**self.template))
+        if not isinstance(self.template, FaceTemplate):
+            raise ValueError(f"template must be a FaceTemplate or a mapping. Received: template={self.template!r}")
 
     @property
     def num_age_groups(self) -> int:
@@ -137,6 +143,7 @@ class Schema:
         data = dataclasses.asdict(self)
         data["age_group_edges"] = list(self.age_group_edges)
         data["gender_labels"] = list(self.gender_labels)
+        data["template"] = {"keypoints": [list(point) for point in self.template.keypoints]}
         data["age_group_labels"] = list(self.age_group_labels)
         data["schema_version"] = SCHEMA_VERSION
         return data

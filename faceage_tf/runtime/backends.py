@@ -29,10 +29,9 @@ import sys, numpy as np
 from {module} import {attribute} as Interpreter
 interpreter = Interpreter(model_content=sys.stdin.buffer.read(), num_threads=1)
 interpreter.allocate_tensors()
-runner = interpreter.get_signature_runner()
-inputs = {{name: np.zeros([1] + [max(1, d) for d in d_["shape_signature"][1:]], d_["dtype"])
-           for name, d_ in runner.get_input_details().items()}}
-runner(**inputs)
+for d in interpreter.get_input_details():
+    interpreter.set_tensor(d["index"], np.zeros([max(1, n) for n in d["shape_signature"]], d["dtype"]))
+interpreter.invoke()
 """
 
 INSTALL_HINT = "pip install 'faceage_tf[runtime]' (ai-edge-litert), or tflite-runtime with numpy<2"

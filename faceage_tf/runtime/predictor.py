@@ -1,7 +1,7 @@
 """`FaceAgePredictor`: a `.tflite` model with its model card, preprocessing and face detection.
 
     from faceage_tf.runtime import FaceAgePredictor
-    predictor = FaceAgePredictor(detector="haar")          # the packaged model
+    predictor = FaceAgePredictor()          # the packaged model and the bundled BlazeFace detector
     for face in predictor.predict("photo.jpg"):
         print(face.box, face.gender, face.age_group, round(face.age))
 
@@ -18,10 +18,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from faceage_tf import modelcard
+from faceage_tf.align import align_face
 from faceage_tf.modelcard import ModelFileError
 from faceage_tf.preprocess import ImageSource, crop, normalize, open_image, resize_face
 from faceage_tf.runtime.backends import load_interpreter
-from faceage_tf.runtime.detectors import Box, check_boxes, make_detector
+from faceage_tf.runtime.detectors import Box, Face, FaceCrop, check_faces, make_detector
 from faceage_tf.schema import Schema
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "faceage.tflite")
@@ -31,7 +32,12 @@ BATCH_SIZE = 32  # faces per interpreter call in predict_batch
 
 @dataclasses.dataclass
 class FacePrediction:
-    """One face: its box (left, top, right, bottom) in the image, and what the model says."""
+    """One face: where it is in the image and what the model says.
+
+    `box` is (left, top, right, bottom) in pixels; `detection_score` and `keypoints` ((x, y)
+    pixels: right eye, left eye, nose tip, mouth, right ear, left ear) come from the detector
+    (None when it gives none, or with detector "none").
+    """
 
     box: Box
     gender: str
@@ -39,6 +45,8 @@ class FacePrediction:
     age_group: str
     age_group_probability: float
     age: float  # expected age in years
+    detection_score: float | None = None
+    keypoints: list[tuple[float, float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"box": list(self.box)}
@@ -88,8 +96,10 @@ class FaceAgePredictor:
 
     Args:
         model_path: a `.tflite` file exported by faceage_tf (None: the packaged default model).
-        detector: "none" (every image is one face crop, like UTKFace's), "haar" (OpenCV), or any
-            object with a `detect(rgb_uint8_array) -> [(left, top, right, bottom), ...]` method.
+        detector: "auto" or "blazeface" (the bundled BlazeFace, faces aligned by their keypoints),
+            "haar" (OpenCV), "none" (every image already is one face crop in the model's framing,
+            like UTKFace's), or any object with a `detect(rgb_uint8_array) -> [Face or (left, top,
+            right, bottom), ...]` method (see `faceage_tf.runtime.detectors`).
         num_threads: interpreter threads (None: the backend's default).
         backend: force one interpreter backend ("ai-edge-litert", "tflite-runtime", "tf.lite");
             None tries them in that order.
@@ -102,7 +112,7 @@ class FaceAgePredictor:
         BackendError: no installed interpreter can run it. DetectorError: bad or unavailable detector.
     """
 
-    def __init__(self, model_path=None, detector="none", num_threads: int | None = None, *, backend: str | None = None):
+    def __init__(self, model_path=None, detector="auto", num_threads: int | None = None, *, backend: str | None = None):
         data, self.card, self.model_name = read_model(model_path)
         self.model_path = os.fspath(model_path) if model_path is not None else DEFAULT_MODEL
         self.model_bytes = len(data)
@@ -113,7 +123,7 @@ class FaceAgePredictor:
         self.num_threads = num_threads
         self.interpreter, self.backend = load_interpreter(data, self.model_name, num_threads, backend)
         self._runner = self._signature_runner()
-        self.detector = make_detector(detector)
+        self.detector = make_detector(detector, num_threads=num_threads, backend=backend)
 
     # -- model contract ----------------------------------------------------------------------
 
@@ -184,36 +194,46 @@ class FaceAgePredictor:
         picture = open_image(image)
         width, height = picture.size
         if self.detector is None:
-            boxes = [(0.0, 0.0, float(width), float(height))]
-            crops = [picture]
+            faces = [Face((0.0, 0.0, float(width), float(height)))]
+            crops = [resize_face(picture, self.schema.input_size)]
         else:
-            boxes = check_boxes(self.detector.detect(np.asarray(picture)), width, height)
-            crops = [crop(picture, self.schema.crop.expand(box)) for box in boxes]
-        faces = [normalize(resize_face(c, self.schema.input_size), self.schema) for c in crops]
-        return self._predictions(faces, boxes)
+            faces = check_faces(self.detector.detect(np.asarray(picture)), width, height)
+            crops = [self.face_crop(picture, face) for face in faces]
+        return self._predictions([normalize(c, self.schema) for c in crops], faces)
+
+    def face_crop(self, picture, face: Face) -> np.ndarray:
+        """The model's uint8 input crop (S, S, 3) of a detected face: aligned to the card's template
+        by its keypoints, or cut by the detector's box convention when it gives none."""
+        size = self.schema.input_size
+        if face.keypoints is not None:
+            return np.asarray(align_face(picture, face.keypoints, self.schema.template, size))
+        box_crop = getattr(self.detector, "box_crop", FaceCrop())
+        return resize_face(crop(picture, box_crop.expand(face.box)), size)
 
     def predict_batch(self, crops: Sequence[ImageSource]) -> list[FacePrediction]:
         """One prediction per face crop, run in batches (the detector is not used)."""
-        faces, boxes = [], []
+        tensors, faces = [], []
         for source in crops:
             picture = open_image(source)
-            boxes.append((0.0, 0.0, float(picture.width), float(picture.height)))
-            faces.append(normalize(resize_face(picture, self.schema.input_size), self.schema))
-        return self._predictions(faces, boxes)
+            faces.append(Face((0.0, 0.0, float(picture.width), float(picture.height))))
+            tensors.append(normalize(resize_face(picture, self.schema.input_size), self.schema))
+        return self._predictions(tensors, faces)
 
-    def _predictions(self, faces: list[np.ndarray], boxes: list[Box]) -> list[FacePrediction]:
+    def _predictions(self, tensors: list[np.ndarray], faces: list[Face]) -> list[FacePrediction]:
         results = []
-        for start in range(0, len(faces), BATCH_SIZE):
-            out = self.predict_tensor(np.stack(faces[start:start + BATCH_SIZE]))
-            for i, box in enumerate(boxes[start:start + BATCH_SIZE]):
+        for start in range(0, len(tensors), BATCH_SIZE):
+            out = self.predict_tensor(np.stack(tensors[start:start + BATCH_SIZE]))
+            for i, face in enumerate(faces[start:start + BATCH_SIZE]):
                 gender, group = int(np.argmax(out["gender"][i])), int(np.argmax(out["age_group"][i]))
                 results.append(FacePrediction(
-                    box=tuple(float(v) for v in box),
+                    box=tuple(float(v) for v in face.box),
                     gender=self.schema.gender_labels[gender],
                     gender_probability=float(out["gender"][i, gender]),
                     age_group=self.schema.age_group_labels[group],
                     age_group_probability=float(out["age_group"][i, group]),
                     age=float(out["age"][i, 0]),
+                    detection_score=face.score,
+                    keypoints=None if face.keypoints is None else [(float(x), float(y)) for x, y in face.keypoints],
                 ))
         return results
 

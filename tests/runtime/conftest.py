@@ -4,6 +4,7 @@ Everything here runs without TensorFlow (the suite also runs in .venv-runtime).
 """
 
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -14,10 +15,30 @@ from PIL import Image
 
 from faceage_tf.runtime import DEFAULT_MODEL, FaceAgePredictor
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 @pytest.fixture(scope="session")
 def predictor():
+    """The packaged model for face crops (detector "none": each image is one face)."""
+    return FaceAgePredictor(detector="none")
+
+
+@pytest.fixture(scope="session")
+def photo_predictor():
+    """The packaged model with its default detector (the bundled BlazeFace), for photos."""
     return FaceAgePredictor()
+
+
+@pytest.fixture(scope="session")
+def aaf_photos():
+    """A fixed sample of 40 real head-and-shoulder photos from AAF (skipped when absent)."""
+    folder = os.environ.get("FACEAGE_AAF", os.path.join(ROOT, "..", "shared", "data", "aaf"))
+    images = os.path.join(folder, "images")
+    if not os.path.isdir(images):
+        pytest.skip(f"AAF photos not found at {images} (set FACEAGE_AAF to the AAF folder)")
+    names = sorted(os.listdir(images))
+    return [os.path.join(images, n) for n in names[::len(names) // 40][:40]]
 
 
 @pytest.fixture(scope="session")

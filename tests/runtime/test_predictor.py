@@ -36,7 +36,9 @@ def test_predict_a_face_crop(predictor, faces):
     assert face.age_group in predictor.schema.age_group_labels and 0 < face.age_group_probability <= 1
     assert 0 <= face.age <= 100
     data = json.loads(json.dumps(face.to_dict()))
-    assert set(data) == {"box", "gender", "gender_probability", "age_group", "age_group_probability", "age"}
+    assert set(data) == {"box", "gender", "gender_probability", "age_group", "age_group_probability", "age",
+                         "detection_score", "keypoints"}
+    assert data["detection_score"] is None and data["keypoints"] is None  # detector "none"
 
 
 def test_batch_equals_one_by_one(predictor, faces):

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from faceage_tf.schema import AGE_GROUP_PRESETS, FaceCrop, Schema, preset
+from faceage_tf.runtime.detectors import FaceCrop
+from faceage_tf.schema import AGE_GROUP_PRESETS, FaceTemplate, Schema, preset
 
 
 def test_default_is_fairface_nine_groups():
@@ -22,12 +23,13 @@ def test_adience_preset():
 
 
 def test_json_round_trip_is_equal():
-    schema = Schema(input_size=96, age_group_preset="adience8", crop=FaceCrop(scale=1.5, shift_y=0.05))
+    template = FaceTemplate(((0.3, 0.35), (0.7, 0.35), (0.5, 0.55), (0.5, 0.7)))
+    schema = Schema(input_size=96, age_group_preset="adience8", template=template)
     text = schema.to_json()
     assert Schema.from_json(text) == schema
     data = json.loads(text)
     assert data["age_group_labels"][0] == "0-3"
-    assert data["crop"] == {"scale": 1.5, "shift_y": 0.05}
+    assert data["template"] == {"keypoints": [[0.3, 0.35], [0.7, 0.35], [0.5, 0.55], [0.5, 0.7]]}
 
 
 @pytest.mark.parametrize(
@@ -42,6 +44,10 @@ def test_json_round_trip_is_equal():
         ({"age_group_preset": "custom", "age_group_edges": (5, 10)}, "age_group_edges"),
         ({"gender_labels": ("a", "b", "c")}, "gender_labels"),
         ({"std": 0}, "std"),
+        ({"template": {"keypoints": [[0.3, 0.3], [0.7, 0.3]]}}, "template.keypoints"),
+        ({"template": {"keypoints": [[0.3, 0.3], [0.7, 0.3], [0.5, 0.5], [0.5, 1.4]]}}, "template.keypoints"),
+        ({"template": {"keypoints": [[0.7, 0.3], [0.3, 0.3], [0.5, 0.5], [0.5, 0.7]]}}, "template.keypoints"),
+        ({"template": "utkface"}, "template"),
     ],
 )
 def test_invalid_values_name_the_field(kwargs, field):
