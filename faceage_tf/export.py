@@ -30,7 +30,7 @@ class ExportError(RuntimeError):
 
 def op_names(model_bytes: bytes) -> list[str]:
     """Names of the operators a TFLite model uses (builtin names, or custom codes like 'FlexConv2D')."""
-    fb = modelcard._schema_module()
+    fb = modelcard.tflite_schema()
     tree = fb.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
     builtin_names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
     names = []
@@ -45,7 +45,7 @@ def op_names(model_bytes: bytes) -> list[str]:
 def check_builtin_only(model_bytes: bytes) -> list[str]:
     """The model's ops; raises ExportError naming any custom or Flex op."""
     names = op_names(model_bytes)
-    builtin = set(vars(modelcard._schema_module().BuiltinOperator))
+    builtin = set(vars(modelcard.tflite_schema().BuiltinOperator))
     bad = [n for n in names if n not in builtin]
     if bad:
         raise ExportError(f"model needs non-builtin op(s) {bad} (Flex/custom ops do not run in LiteRT or "
@@ -113,9 +113,7 @@ def make_card(schema: Schema, *, architecture: str, variant: str, metrics: dict[
         "architecture": architecture,
         "variant": variant,
         "schema": schema.to_dict(),
-        "inputs": {"image": [None, schema.input_size, schema.input_size, 3]},
-        "outputs": {"gender": [None, len(schema.gender_labels)], "age_group": [None, schema.num_age_groups],
-                    "age": [None, 1]},
+        **schema.tensor_shapes(),  # the tensor contract, checked by modelcard.read_card
         "faceage_tf_version": faceage_tf.__version__,
         "tensorflow_version": tf.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -6,20 +6,27 @@ flatbuffer. Reading needs nothing but Python: a small flatbuffer walker below (t
 has the same walker in Kotlin). Writing re-packs the model with the flatbuffers schema that
 ships with ai-edge-litert (or TensorFlow).
 
-`sha256` in the card covers the whole file with the card's own bytes zeroed, so a card can
-carry the hash of the file it sits in; `verify` recomputes it.
+`sha256` in the card covers the whole file, the card included, with only the 64 hex digits of
+that `sha256` value replaced by zeros: a card can carry the hash of the file it sits in, and
+editing anything in it (labels, normalisation) breaks the hash. `verify` recomputes it.
+`read_card` also checks the card's own consistency: a complete schema, and inputs/outputs equal
+to the schema's tensor contract (`Schema.tensor_shapes`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import struct
 from typing import Any
 
+from faceage_tf.schema import Schema, output_key
+
 CARD_NAME = "faceage_model_card"
-CARD_FORMAT = "faceage_tf.model_card/1"
+CARD_FORMAT = "faceage_tf.model_card/2"  # 2: the sha256 covers the card too
 _HASH_PLACEHOLDER = "0" * 64
+_HASH_FIELD = '"sha256": "{}"'
 
 
 class ModelFileError(ValueError):
@@ -132,17 +139,57 @@ def read_card(data: bytes, name: str = "<model>") -> dict[str, Any]:
         card = json.loads(data[start:start + length].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelFileError(f"{name}: model card is not valid JSON ({e})") from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT or "schema" not in card:
-        raise ModelFileError(f"{name}: model card is not a {CARD_FORMAT} card")
+    if not isinstance(card, dict) or not str(card.get("format", "")).startswith("faceage_tf.model_card/"):
+        raise ModelFileError(f"{name}: model card is not a faceage_tf model card")
+    if card["format"] != CARD_FORMAT:
+        raise ModelFileError(f"{name}: model card format {card['format']!r} is not {CARD_FORMAT!r} (an older "
+                             "faceage_tf wrote it); export the model again with this version")
+    card_schema(card, name)
     return card
 
 
-def file_hash(data: bytes) -> str:
-    """sha256 of the file with the model card's bytes zeroed (the card cannot hash itself)."""
-    regions = metadata_regions(data)
+def card_schema(card: dict[str, Any], name: str = "<model>") -> Schema:
+    """The card's `Schema`, after checking it is complete and that the card's inputs/outputs are
+    the schema's tensor contract.
+
+    Raises:
+        ModelFileError: naming what is missing or inconsistent.
+    """
+    data = card.get("schema")
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{name}: model card's schema must be a JSON object, got {type(data).__name__}")
+    missing = [f.name for f in dataclasses.fields(Schema) if f.name not in data]
+    if missing:
+        raise ModelFileError(f"{name}: model card's schema lacks {', '.join(missing)}")
+    try:
+        schema = Schema.from_dict(data)
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{name}: model card has an invalid schema ({e})") from None
+    try:
+        found = {part: {output_key(k): list(v) for k, v in dict(card.get(part) or {}).items()} for part in ("inputs", "outputs")}
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{name}: model card lists malformed inputs/outputs ({e})") from None
+    if found != schema.tensor_shapes():
+        raise ModelFileError(f"{name}: model card's inputs/outputs {found} do not fit its schema, which asks for "
+                             f"{schema.tensor_shapes()}")
+    return schema
+
+
+def file_hash(data: bytes, name: str = "<model>") -> str:
+    """sha256 of the file with the card's own sha256 value (64 hex digits) zeroed."""
+    regions = metadata_regions(data, name)
     if CARD_NAME in regions:
         start, length = regions[CARD_NAME]
-        data = data[:start] + bytes(length) + data[start + length:]
+        body = data[start:start + length]
+        try:
+            value = json.loads(body.decode("utf-8")).get("sha256")
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            value = None
+        if isinstance(value, str) and len(value) == 64:
+            field = _HASH_FIELD.format(value).encode()
+            if body.count(field) != 1:
+                raise ModelFileError(f"{name}: model card holds its sha256 field {body.count(field)} times")
+            data = data[:start] + body.replace(field, _HASH_FIELD.format(_HASH_PLACEHOLDER).encode()) + data[start + length:]
     return hashlib.sha256(data).hexdigest()
 
 
@@ -153,10 +200,10 @@ def verify(data: bytes, name: str = "<model>") -> dict[str, Any]:
         ModelFileError: as `read_card`, or if the file was changed after export.
     """
     card = read_card(data, name)
-    actual = file_hash(data)
+    actual = file_hash(data, name)
     if card.get("sha256") != actual:
-        raise ModelFileError(f"{name}: file does not match its model card's sha256 "
-                             f"(card {card.get('sha256')!r}, file {actual!r}); it was modified after export")
+        raise ModelFileError(f"{name}: the file is truncated or was changed after export "
+                             f"(its sha256 {actual} differs from the model card's {card.get('sha256')})")
     return card
 
 
@@ -164,7 +211,7 @@ def verify(data: bytes, name: str = "<model>") -> dict[str, Any]:
 # Writing (needs the flatbuffers schema from ai-edge-litert or TensorFlow)
 
 
-def _schema_module():
+def tflite_schema():
     try:
         from ai_edge_litert import schema_py_generated
     except ImportError:  # a training host without ai-edge-litert
@@ -191,27 +238,31 @@ def embed_card(model: bytes, card: dict[str, Any]) -> bytes:
     """TFLite bytes with `card` embedded (replacing any earlier card) and its sha256 filled in."""
     import numpy as np
 
-    fb = _schema_module()
+    fb = tflite_schema()
     card = dict(card, format=CARD_FORMAT, sha256=_HASH_PLACEHOLDER)
     payload = json.dumps(card, sort_keys=True).encode("utf-8")
 
     tree = fb.ModelT.InitFromPackedBuf(bytearray(model), 0)
     tree.buffers = tree.buffers or []
-    tree.metadata = [m for m in (tree.metadata or []) if m.name not in (CARD_NAME, CARD_NAME.encode())]
-    buffer = fb.BufferT()
-    buffer.data = np.frombuffer(payload, dtype=np.uint8)
-    tree.buffers.append(buffer)
-    entry = fb.MetadataT()
-    entry.name = CARD_NAME
-    entry.buffer = len(tree.buffers) - 1
-    tree.metadata.append(entry)
+    tree.metadata = tree.metadata or []
+    earlier = [m for m in tree.metadata if m.name in (CARD_NAME, CARD_NAME.encode())]
+    if earlier:  # replace the earlier card's buffer in place: re-embedding never grows the file
+        entry = earlier[0]
+        tree.metadata = [m for m in tree.metadata if m is entry or m not in earlier]
+    else:
+        entry = fb.MetadataT()
+        entry.name = CARD_NAME
+        tree.buffers.append(fb.BufferT())
+        entry.buffer = len(tree.buffers) - 1
+        tree.metadata.append(entry)
+    tree.buffers[entry.buffer].data = np.frombuffer(payload, dtype=np.uint8)
     builder = _aligned_builder()
     builder.Finish(tree.Pack(builder), file_identifier=b"TFL3")
     packed = bytes(builder.Output())
 
     # Fill in the hash: same length as the placeholder, so no offset moves.
-    digest = file_hash(packed)
+    digest = hashlib.sha256(packed).hexdigest()
     start, length = metadata_regions(packed)[CARD_NAME]
-    field = '"sha256": "{}"'
-    body = packed[start:start + length].replace(field.format(_HASH_PLACEHOLDER).encode(), field.format(digest).encode())
+    body = packed[start:start + length].replace(_HASH_FIELD.format(_HASH_PLACEHOLDER).encode(),
+                                               _HASH_FIELD.format(digest).encode())
     return packed[:start] + body + packed[start + length:]

@@ -6,8 +6,10 @@ functions, so a face gives the same input tensor in both (tested on real images)
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
 from typing import Union
 
 import numpy as np
@@ -18,6 +20,8 @@ from faceage_tf.schema import Schema
 # Refuse images over this many pixels before decoding them (decompression bombs). 50 MP is more
 # than any phone photo; a face model needs far less.
 MAX_PIXELS = 50_000_000
+# Refuse image files over this many bytes before reading them (a 50 MP PNG is about 150 MB).
+MAX_IMAGE_BYTES = 200_000_000
 
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
@@ -36,6 +40,39 @@ def _name(source) -> str:
     return os.fspath(source)
 
 
+def read_regular_file(path, max_bytes: int, error=ImageError, what: str = "image") -> bytes:
+    """The bytes of a regular file of at most `max_bytes`, checked before reading: a FIFO, a device
+    (/dev/zero) or a huge sparse file would otherwise hang the reader or fill its memory.
+
+    Raises:
+        `error` (ImageError by default): naming the file and the problem.
+    """
+    name = os.fspath(path)
+    try:
+        info = os.stat(name)
+        if stat.S_ISDIR(info.st_mode):
+            raise error(f"{name}: is a directory, not {'an' if what[0] in 'aeiou' else 'a'} {what}")
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode) or \
+                stat.S_ISBLK(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode) else "a special file"
+            raise error(f"{name}: not a regular file ({kind}); refused")
+        if info.st_size > max_bytes:
+            raise error(f"{name}: file too large ({info.st_size:,} bytes, limit {max_bytes:,}); refused")
+        with open(name, "rb") as f:
+            data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:  # it grew after the check
+            raise error(f"{name}: file too large (over {max_bytes:,} bytes); refused")
+        return data
+    except FileNotFoundError:
+        raise error(f"{name}: no such file") from None
+    except PermissionError:
+        raise error(f"{name}: permission denied") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise error(f"{name}: symbolic link loop (too many levels of symbolic links)") from None
+        raise error(f"{name}: cannot read the file ({e.strerror or e})") from None
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode (1, L, LA, P, RGBA, CMYK, I;16, I, F, ...) to 8-bit RGB."""
     if image.mode == "RGB":
@@ -43,7 +80,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         # 16/32-bit and float greyscale: scale the value range the data uses (0..1 for floats,
         # 0..255, 0..65535, or up to its maximum) to 0..255 instead of clipping.
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ImageError("float image holds non-finite values (inf or NaN); expected 0..1 or 0..255")
+        if values.min() < 0:
+            raise ImageError(f"{image.mode}-mode image holds negative values (min {values.min():g}); "
+                             "expected 0..1, 0..255 or 0..65535")
         peak = float(values.max())
         if image.mode.startswith("I;16"):
             top = 65535.0
@@ -78,11 +120,7 @@ def open_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Im
                                  f"Received: dtype={source.dtype}, shape={source.shape}")
             image = Image.fromarray(source)
         else:
-            if isinstance(source, (bytes, bytearray)):
-                data = bytes(source)
-            else:
-                with open(source, "rb") as f:
-                    data = f.read()
+            data = bytes(source) if isinstance(source, (bytes, bytearray)) else read_regular_file(source, MAX_IMAGE_BYTES)
             if not data:
                 raise ImageError(f"{name}: empty file")
             image = Image.open(io.BytesIO(data))
@@ -96,13 +134,12 @@ def open_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> Image.Im
             )
         image.load()
         image = ImageOps.exif_transpose(image)
-        return to_rgb(image)
+        try:
+            return to_rgb(image)
+        except ImageError as e:
+            raise ImageError(f"{name}: {e}") from None
     except ImageError:
         raise
-    except FileNotFoundError:
-        raise ImageError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{name}: is a directory, not an image") from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"{name}: refused as a decompression bomb ({e})") from None
     except Image.UnidentifiedImageError:

@@ -23,6 +23,10 @@ AGE_GROUP_PRESETS = {
 }
 
 MIN_INPUT_SIZE = 32
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("gender", "age_group", "age")
+# Converters may prefix output names (QAT models: "quant_gender"); `output_key` strips these.
+OUTPUT_NAME_PREFIXES = ("quant_",)
 MAX_AGE = 100  # the expected-age output is a softmax over ages 0..MAX_AGE
 SCHEMA_VERSION = 2  # 2: the alignment template replaced the box crop convention
 
@@ -139,6 +143,15 @@ class Schema:
             raise ValueError(f"age must be non-negative. Received: age={age!r}")
         return sum(1 for edge in self.age_group_edges[1:] if age >= edge)
 
+    def tensor_shapes(self) -> dict[str, dict[str, list]]:
+        """The model's tensor contract: {"inputs": {name: shape}, "outputs": {name: shape}}, the
+        batch dimension None. Export writes it into the card; the runtime and the app check the
+        interpreter's tensors against it."""
+        size = self.input_size
+        return {"inputs": {INPUT_NAME: [None, size, size, 3]},
+                "outputs": {"gender": [None, len(self.gender_labels)], "age_group": [None, self.num_age_groups],
+                            "age": [None, 1]}}
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["age_group_edges"] = list(self.age_group_edges)
@@ -163,6 +176,14 @@ class Schema:
     @classmethod
     def from_json(cls, text: str) -> "Schema":
         return cls.from_dict(json.loads(text))
+
+
+def output_key(name: str) -> str:
+    """A tensor name without the prefix a converter added ('quant_age' -> 'age')."""
+    for prefix in OUTPUT_NAME_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
 
 
 def preset(name: str, **overrides) -> Schema:

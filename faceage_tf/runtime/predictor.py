@@ -20,13 +20,13 @@ import numpy as np
 from faceage_tf import modelcard
 from faceage_tf.align import align_face
 from faceage_tf.modelcard import ModelFileError
-from faceage_tf.preprocess import ImageSource, crop, normalize, open_image, resize_face
+from faceage_tf.preprocess import ImageSource, crop, normalize, open_image, read_regular_file, resize_face
 from faceage_tf.runtime.backends import load_interpreter
 from faceage_tf.runtime.detectors import Box, Face, FaceCrop, check_faces, make_detector
-from faceage_tf.schema import Schema
+from faceage_tf.schema import OUTPUT_NAMES, output_key
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "faceage.tflite")
-OUTPUTS = ("gender", "age_group", "age")
+MAX_MODEL_BYTES = 100_000_000  # refused before reading: ours are under 5 MB
 BATCH_SIZE = 32  # faces per interpreter call in predict_batch
 
 
@@ -52,21 +52,18 @@ class FacePrediction:
         return dataclasses.asdict(self) | {"box": list(self.box)}
 
 
-def output_key(name: str) -> str:
-    """A signature output name without the `quant_` prefix that QAT models add ('quant_age' -> 'age')."""
-    return name[len("quant_"):] if name.startswith("quant_") else name
-
-
 def _shape(values) -> list:
     """A shape with unknown dimensions as None (cards write None, interpreters -1)."""
     return [None if v is None or v < 0 else int(v) for v in values]
 
 
 def read_model(model_path: str | os.PathLike | None) -> tuple[bytes, dict[str, Any], str]:
-    """(file bytes, model card, file name) of a faceage `.tflite` file, its sha256 checked.
+    """(file bytes, model card, file name) of a faceage `.tflite` file, its card checked and its
+    sha256 verified (`modelcard.verify`).
 
     Raises:
-        ModelFileError: missing file, not a TFLite model, truncated or modified, no model card.
+        ModelFileError: missing or not a regular file, not a TFLite model, truncated or modified,
+            no model card or an inconsistent one.
     """
     if model_path is None:
         model_path = DEFAULT_MODEL
@@ -74,21 +71,8 @@ def read_model(model_path: str | os.PathLike | None) -> tuple[bytes, dict[str, A
             raise ModelFileError(f"{model_path}: the packaged default model is missing; reinstall faceage_tf "
                                  "or pass model_path=... (faceage --model ...)")
     name = os.fspath(model_path)
-    try:
-        with open(model_path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise ModelFileError(f"{name}: no such model file") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{name}: is a directory, not a .tflite model") from None
-    except OSError as e:
-        raise ModelFileError(f"{name}: cannot read the model ({e.strerror or e})") from None
-    card = modelcard.read_card(data, name)
-    actual = modelcard.file_hash(data)
-    if card.get("sha256") != actual:
-        raise ModelFileError(f"{name}: the file is truncated or was changed after export "
-                             f"(its sha256 {actual} differs from the model card's {card.get('sha256')})")
-    return data, card, name
+    data = read_regular_file(name, MAX_MODEL_BYTES, ModelFileError, ".tflite model")
+    return data, modelcard.verify(data, name), name
 
 
 class FaceAgePredictor:
@@ -116,10 +100,7 @@ class FaceAgePredictor:
         data, self.card, self.model_name = read_model(model_path)
         self.model_path = os.fspath(model_path) if model_path is not None else DEFAULT_MODEL
         self.model_bytes = len(data)
-        try:
-            self.schema = Schema.from_dict(self.card["schema"])
-        except (TypeError, ValueError) as e:
-            raise ModelFileError(f"{self.model_name}: model card has an invalid schema ({e})") from None
+        self.schema = modelcard.card_schema(self.card, self.model_name)
         self.num_threads = num_threads
         self.interpreter, self.backend = load_interpreter(data, self.model_name, num_threads, backend)
         self._runner = self._signature_runner()
@@ -128,7 +109,8 @@ class FaceAgePredictor:
     # -- model contract ----------------------------------------------------------------------
 
     def _signature_runner(self):
-        """The model's signature runner, after checking its inputs/outputs against the card."""
+        """The model's signature runner, after checking its tensors against the card's (read_card has
+        checked the card against its schema)."""
         name = self.model_name
         signatures = self.interpreter.get_signature_list()
         if not signatures:
@@ -142,23 +124,12 @@ class FaceAgePredictor:
         self._input_name, self._input = next(iter(inputs.items()))
         self._outputs = {output_key(k): v for k, v in outputs.items()}
         self._output_names = {output_key(k): k for k in outputs}
-
-        actual = {"inputs": {output_key(self._input_name): _shape(self._input["shape_signature"])},
-                  "outputs": {k: _shape(v["shape_signature"]) for k, v in self._outputs.items()}}
-        try:
-            card = {part: {output_key(k): _shape(v) for k, v in dict(self.card.get(part) or {}).items()}
-                    for part in ("inputs", "outputs")}
-        except (TypeError, ValueError) as e:
-            raise ModelFileError(f"{name}: model card lists malformed inputs/outputs ({e})") from None
-        if card != actual:
-            raise ModelFileError(f"{name}: model card does not match the model: card says {card}, model has {actual}")
-        size, schema = self.schema.input_size, self.schema
-        expected = {"input": [None, size, size, 3], "gender": [None, len(schema.gender_labels)],
-                    "age_group": [None, schema.num_age_groups], "age": [None, 1]}
-        found = {"input": _shape(self._input["shape_signature"]), **actual["outputs"]}
-        found = {k: [None] + v[1:] if v else v for k, v in found.items()}
-        if found != expected:
-            raise ModelFileError(f"{name}: model inputs/outputs {found} do not fit its card's schema {expected}")
+        found = {"inputs": {output_key(self._input_name): _shape(self._input["shape_signature"])},
+                 "outputs": {k: _shape(v["shape_signature"]) for k, v in self._outputs.items()}}
+        found = {part: {k: [None] + v[1:] for k, v in tensors.items()} for part, tensors in found.items()}
+        if found != self.schema.tensor_shapes():
+            raise ModelFileError(f"{name}: model card does not match the model: card says "
+                                 f"{self.schema.tensor_shapes()}, model has {found}")
         return runner
 
     # -- preprocessing -----------------------------------------------------------------------
@@ -180,14 +151,14 @@ class FaceAgePredictor:
         fixed = int(self._input["shape_signature"][0])
         step = fixed if fixed > 0 else len(batch)
         parts = [self._invoke(batch[i:i + step], step if fixed > 0 else None) for i in range(0, len(batch), step)]
-        return {k: np.concatenate([p[k] for p in parts]) for k in OUTPUTS}
+        return {k: np.concatenate([p[k] for p in parts]) for k in OUTPUT_NAMES}
 
     def _invoke(self, batch: np.ndarray, fixed_batch: int | None) -> dict[str, np.ndarray]:
         count = len(batch)
         if fixed_batch and count < fixed_batch:  # a model with a fixed batch size: pad the last chunk
             batch = np.concatenate([batch, np.zeros((fixed_batch - count,) + batch.shape[1:], batch.dtype)])
         raw = self._runner(**{self._input_name: _quantize(batch, self._input)})
-        return {k: _dequantize(raw[self._output_names[k]], self._outputs[k])[:count] for k in OUTPUTS}
+        return {k: _dequantize(raw[self._output_names[k]], self._outputs[k])[:count] for k in OUTPUT_NAMES}
 
     def predict(self, image: ImageSource) -> list[FacePrediction]:
         """Every face in an image (with detector "none": the image is one face crop)."""

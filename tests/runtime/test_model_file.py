@@ -7,7 +7,7 @@ import pytest
 
 from faceage_tf import modelcard
 from faceage_tf.runtime import BACKENDS, BackendError, FaceAgePredictor, ModelFileError
-from faceage_tf.runtime.predictor import output_key
+from faceage_tf.schema import output_key
 
 
 def test_default_model_loads_with_its_card(predictor):
@@ -54,7 +54,7 @@ def refused(tmp_path, data: bytes, match: str, name="model.tflite"):
 
 
 def test_refuses_missing_file_and_folder(tmp_path):
-    refused(tmp_path, None, "no such model file")
+    refused(tmp_path, None, "no such file")
     with pytest.raises(ModelFileError, match="is a directory"):
         FaceAgePredictor(tmp_path)
 
@@ -92,17 +92,36 @@ def with_card(model_bytes, **changes):
 
 def test_refuses_a_card_that_does_not_match_the_model(tmp_path, model_bytes):
     card = modelcard.read_card(model_bytes)
-    outputs = dict(card["outputs"], age_group=[None, 8])
-    message = refused(tmp_path, with_card(model_bytes, outputs=outputs), "model card does not match the model")
-    assert "'age_group': [None, 8]" in message
-    refused(tmp_path, with_card(model_bytes, inputs={"image": [None, 96, 96, 3]}), "does not match")
+    adience = dict(card["schema"], age_group_preset="adience8", age_group_edges=[0, 4, 8, 15, 25, 38, 48, 60])
+    outputs = dict(card["outputs"], age_group=[None, 8])  # a consistent card, for another model
+    message = refused(tmp_path, with_card(model_bytes, schema=adience, outputs=outputs), "model card does not match the model")
+    assert "'age_group': [None, 8]" in message and "'age_group': [None, 9]" in message
 
 
-def test_refuses_a_schema_that_does_not_fit_the_outputs(tmp_path, model_bytes):
+def test_refuses_a_card_that_contradicts_itself(tmp_path, model_bytes):
     card = modelcard.read_card(model_bytes)
-    schema = dict(card["schema"], age_group_preset="adience8", age_group_edges=[0, 4, 8, 15, 25, 38, 48, 60])
-    refused(tmp_path, with_card(model_bytes, schema=schema), "do not fit its card's schema")
+    adience = dict(card["schema"], age_group_preset="adience8", age_group_edges=[0, 4, 8, 15, 25, 38, 48, 60])
+    refused(tmp_path, with_card(model_bytes, schema=adience), "do not fit its schema")
+    refused(tmp_path, with_card(model_bytes, inputs={"image": [None, 96, 96, 3]}), "do not fit its schema")
     refused(tmp_path, with_card(model_bytes, schema=dict(card["schema"], input_size=8)), "invalid schema")
+    refused(tmp_path, with_card(model_bytes, schema="fairface9"), "schema must be a JSON object, got str")
+    lacking = {k: v for k, v in card["schema"].items() if k not in ("mean", "template")}
+    refused(tmp_path, with_card(model_bytes, schema=lacking), "schema lacks mean, template")
+
+
+def test_an_edited_card_breaks_the_hash(tmp_path, model_bytes):
+    """Swapping the gender labels inside the card (same length) must not pass as the same model."""
+    swapped = model_bytes.replace(b'"gender_labels": ["male", "female"]', b'"gender_labels": ["female", "male"]')
+    assert swapped != model_bytes and len(swapped) == len(model_bytes)
+    refused(tmp_path, swapped, "changed after export")
+    smaller_std = model_bytes.replace(b'"std": 127.5', b'"std": 127.0')
+    assert smaller_std != model_bytes
+    refused(tmp_path, smaller_std, "changed after export")
+
+
+def test_an_older_card_format_is_named(tmp_path, model_bytes):
+    old = model_bytes.replace(modelcard.CARD_FORMAT.encode(), modelcard.CARD_FORMAT[:-1].encode() + b"1")
+    refused(tmp_path, old, "export the model again")
 
 
 def test_a_re_embedded_matching_card_is_accepted(tmp_path, model_bytes):
