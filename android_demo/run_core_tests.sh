@@ -7,7 +7,8 @@
 #   3. compiles core + tests with kotlinc (jars cached by source hash) and runs them with JUnit.
 # Environment: PYTHON (default ../.venv-runtime/bin/python, else ../.venv/bin/python),
 #              FACEAGE_MODEL (default ../faceage_tf/assets/faceage.tflite),
-#              FACEAGE_UTKFACE (default ../../shared/data/utkface).
+#              FACEAGE_UTKFACE (default ../../shared/data/utkface),
+#              FACEAGE_AAF (default ../../shared/data/aaf: whole photos for the detector's vectors).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -55,6 +56,9 @@ TEST_LIBS=$LIB/kotlin-test.jar:$LIB/kotlin-test-junit.jar:$JUNIT
 # --- 2. golden vectors from real faces --------------------------------------------------------
 MODEL=${FACEAGE_MODEL:-$ROOT/faceage_tf/assets/faceage.tflite}
 FACES=${FACEAGE_UTKFACE:-$ROOT/../shared/data/utkface}
+AAF=${FACEAGE_AAF:-$ROOT/../shared/data/aaf}
+PHOTOS=()  # whole photos for the detector's golden vectors, when the AAF photos are there
+[ -d "$AAF/images" ] && PHOTOS=(--photos "$AAF/images")
 if [ -z "${PYTHON:-}" ]; then
   for candidate in "$ROOT/.venv-runtime/bin/python" "$ROOT/.venv/bin/python"; do
     if [ -x "$candidate" ]; then PYTHON=$candidate; break; fi
@@ -69,7 +73,7 @@ elif [ -z "${PYTHON:-}" ]; then
   GOLDEN_SKIP="no Python environment found (set PYTHON to one with faceage_tf's runtime extra)"
 else
   # Runs from the repo root so `faceage_tf` imports whether or not it is installed.
-  if ! (cd "$ROOT" && "$PYTHON" -m faceage_tf.golden --model "$MODEL" --faces "$FACES" --out "$GOLDEN") \
+  if ! (cd "$ROOT" && "$PYTHON" -m faceage_tf.golden --model "$MODEL" --faces "$FACES" "${PHOTOS[@]}" --out "$GOLDEN") \
        >"$BUILD/golden.log" 2>&1; then
     cat "$BUILD/golden.log"; echo "error: golden vectors could not be written"; exit 1
   fi

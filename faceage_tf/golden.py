@@ -1,9 +1,19 @@
 """Golden vectors for the Android app: what Python computes for a few real faces.
 
-    python -m faceage_tf.golden --model faceage_tf/assets/faceage.tflite --faces FACE_DIR --out DIR
+    python -m faceage_tf.golden --model faceage_tf/assets/faceage.tflite --faces FACE_DIR \
+        [--photos PHOTO_DIR] --out DIR
 
 For each face it writes the crop at the model's input size as ARGB ints (what the app reads from
 a scaled Bitmap), the preprocessed input tensor, the raw model outputs and the decoded results.
+It also writes the steps before the model, from real images (the face crops, with
+`--photos` whole photos and a photo with two faces side by side):
+- detection: the image's pixels, the letterboxed BlazeFace input, the bundled BlazeFace model's
+  raw outputs (run here by the runtime's interpreter), and the decoded detections before and
+  after weighted non-maximum suppression, in input and in image coordinates;
+- alignment: for the best face, its keypoints, the crop transform and the aligned crop
+  (`faceage_tf.align.align_face`) with its model input tensor;
+- Pillow: resizes and an affine transform of a real face, to check the port of Pillow's
+  resampling alone.
 The Kotlin core tests (`android_demo/core`) start from the same pixels and outputs and must
 agree. Files are little-endian (`<i4` pixels, `<f4` tensors) plus one `golden.json` index, so
 Kotlin reads them with `java.nio` alone.
@@ -22,8 +32,11 @@ from typing import Sequence
 
 import numpy as np
 
-from faceage_tf.preprocess import open_image, resize_face
-from faceage_tf.runtime import DEFAULT_MODEL, FaceAgePredictor
+from PIL import Image
+
+from faceage_tf import align
+from faceage_tf.preprocess import normalize, open_image, resize_face
+from faceage_tf.runtime import DEFAULT_MODEL, FaceAgePredictor, blazeface
 
 DECODED = ("gender", "gender_probability", "age_group", "age_group_probability", "age")
 
@@ -64,8 +77,8 @@ def _tensors(predictor: FaceAgePredictor) -> dict:
     return {"inputs": describe(runner.get_input_details()), "outputs": describe(runner.get_output_details())}
 
 
-def write_golden(model_path: str, faces: Sequence[str], out_dir: str) -> dict:
-    """Writes the golden files for `faces` into `out_dir`; returns the `golden.json` index.
+def write_golden(model_path: str, faces: Sequence[str], out_dir: str, photos: Sequence[str] = ()) -> dict:
+    """Writes the golden files for `faces` (and `photos`) into `out_dir`; returns the `golden.json` index.
 
     Everything comes from the Python runtime (`FaceAgePredictor`), so the app is compared with
     what users of the Python package get. Each face file is taken as the face crop.
@@ -97,21 +110,119 @@ def write_golden(model_path: str, faces: Sequence[str], out_dir: str) -> dict:
         "schema": predictor.card["schema"],
         "tensors": _tensors(predictor),
         "faces": entries,
+        "detection": write_detection_golden(detection_cases(faces, photos), predictor, out_dir),
+        "pillow": write_pillow_golden(faces[0], out_dir),
+        "pillow_version": Image.__version__,
     }
     with open(os.path.join(out_dir, "golden.json"), "w", encoding="utf-8") as f:
         json.dump(index, f, indent=2, sort_keys=True)
     return index
 
 
+def _write(out_dir: str, name: str, values: np.ndarray, dtype: str) -> str:
+    np.ascontiguousarray(values).astype(dtype).tofile(os.path.join(out_dir, name))
+    return name
+
+
+def _floats(values) -> list:
+    return np.asarray(values, np.float64).reshape(-1).tolist()
+
+
+def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
+    """Two real photos pasted next to each other on black: a photo with two faces."""
+    out = Image.new("RGB", (left.width + right.width, max(left.height, right.height)))
+    out.paste(left, (0, 0))
+    out.paste(right, (left.width, 0))
+    return out
+
+
+def detection_cases(faces: Sequence[str], photos: Sequence[str]) -> list[tuple[str, Image.Image, str, float]]:
+    """(name, RGB image, BlazeFace model, margin): tight face crops with the margin pass the
+    runtime uses for them, whole photos with both models, and a photo with two faces."""
+    cases = [(os.path.basename(p), open_image(p), "short", 0.25) for p in faces]
+    opened = [(os.path.basename(p), open_image(p)) for p in photos]
+    for name, image in opened:
+        cases += [(name, image, "short", 0.0), (name, image, "full", 0.0)]
+    if len(opened) >= 2:
+        cases.append((f"{opened[0][0]}+{opened[1][0]}", side_by_side(opened[0][1], opened[1][1]), "short", 0.0))
+    return cases
+
+
+def write_detection_golden(cases, predictor: FaceAgePredictor, out_dir: str) -> list[dict]:
+    """Detector and alignment golden files for each case (see the module docstring)."""
+    models = {}
+    schema = predictor.schema
+    entries = []
+    for i, (name, image, model, margin) in enumerate(cases):
+        spec = blazeface.SPECS[model]
+        detector = models.setdefault(model, blazeface.BlazeFace(model, num_threads=1))
+        tensor, placement = blazeface.letterbox(image, spec.input_size, margin)
+        raw_boxes, raw_scores = detector.raw(tensor)
+        boxes, keypoints, scores = blazeface.decode(raw_boxes, raw_scores, spec)
+        nms_boxes, nms_keypoints, nms_scores = blazeface.weighted_nms(boxes, keypoints, scores)
+        image_boxes = placement.to_image(nms_boxes.reshape(-1, 2, 2)).reshape(-1, 4)
+        image_keypoints = placement.to_image(nms_keypoints)
+        stem = f"detect{i}"
+        entry = {
+            "source": name, "model": model, "margin": margin,
+            "width": image.width, "height": image.height,
+            "argb": _write(out_dir, stem + "_argb.bin", argb(np.asarray(image.convert("RGB"))), "<i4"),
+            "input": _write(out_dir, stem + "_input.bin", tensor, "<f4"),
+            "raw_boxes": _write(out_dir, stem + "_raw_boxes.bin", raw_boxes, "<f4"),
+            "raw_scores": _write(out_dir, stem + "_raw_scores.bin", raw_scores, "<f4"),
+            "letterbox": {"size": placement.size, "scale_x": placement.scale_x, "scale_y": placement.scale_y,
+                          "offset_x": placement.offset_x, "offset_y": placement.offset_y},
+            "decoded": {"boxes": _floats(boxes), "keypoints": _floats(keypoints), "scores": _floats(scores)},
+            "nms": {"boxes": _floats(nms_boxes), "keypoints": _floats(nms_keypoints), "scores": _floats(nms_scores)},
+            "image": {"boxes": _floats(image_boxes), "keypoints": _floats(image_keypoints)},
+        }
+        if len(nms_scores):  # the best face, aligned as the runtime aligns it
+            points = image_keypoints[0]
+            forward, side = align.crop_transform(points, schema.template, schema.input_size)
+            inverse = np.linalg.inv(np.vstack([forward, [0.0, 0.0, 1.0]]))[:2]
+            crop = np.asarray(align.align_face(image, points, schema.template, schema.input_size))
+            entry["alignment"] = {
+                "template": [list(point) for point in schema.template.keypoints], "size": schema.input_size,
+                "keypoints": _floats(points), "forward": _floats(forward), "inverse": _floats(inverse), "side": int(side),
+                "crop": _write(out_dir, stem + "_crop.bin", argb(crop), "<i4"),
+                "tensor": _write(out_dir, stem + "_crop_tensor.bin", normalize(crop, schema), "<f4"),
+            }
+        entries.append(entry)
+    return entries
+
+
+def write_pillow_golden(face: str, out_dir: str) -> dict:
+    """Pillow's BILINEAR resize (down, up, each axis alone) and AFFINE transform of a real face."""
+    image = open_image(face)
+    entry = {"source": os.path.basename(face), "width": image.width, "height": image.height,
+             "argb": _write(out_dir, "pillow_argb.bin", argb(np.asarray(image)), "<i4"), "resize": [], "affine": []}
+    for i, (w, h) in enumerate([(64, 64), (37, 91), (301, 257), (image.width, 50), (97, image.height)]):
+        resized = np.asarray(image.resize((w, h), Image.BILINEAR))
+        entry["resize"].append({"width": w, "height": h, "argb": _write(out_dir, f"pillow_resize{i}.bin", argb(resized), "<i4")})
+    for i, (degrees, scale, side) in enumerate([(20.0, 1.3, 150), (-35.0, 0.45, 160)]):
+        # output pixel -> source pixel: rotate and scale about the image centre (a bit outside it too)
+        angle = np.deg2rad(degrees)
+        c, s = np.cos(angle) / scale, np.sin(angle) / scale
+        cx, cy = image.width / 2, image.height / 2
+        data = (c, -s, cx - c * side / 2 + s * side / 2, s, c, cy - s * side / 2 - c * side / 2)
+        out = np.asarray(image.transform((side, side), Image.AFFINE, data, resample=Image.BILINEAR))
+        entry["affine"].append({"side": side, "data": [float(v) for v in data],
+                                "argb": _write(out_dir, f"pillow_affine{i}.bin", argb(out), "<i4")})
+    return entry
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, help="a .tflite with a faceage model card")
     parser.add_argument("--faces", nargs="+", required=True, help="face-crop image files and/or folders")
-    parser.add_argument("--count", type=int, default=4, help="faces to take from each folder (default 4)")
+    parser.add_argument("--photos", nargs="*", default=[],
+                        help="whole photos (files and/or folders) for the detector's golden vectors")
+    parser.add_argument("--count", type=int, default=4, help="images to take from each folder (default 4)")
     parser.add_argument("--out", required=True, help="output folder (a build folder: the files hold real faces)")
     args = parser.parse_args(argv)
-    index = write_golden(args.model, pick_faces(args.faces, args.count), args.out)
-    print(f"wrote golden vectors for {len(index['faces'])} faces to {args.out}")
+    photos = pick_faces(args.photos, args.count) if args.photos else []
+    index = write_golden(args.model, pick_faces(args.faces, args.count), args.out, photos)
+    print(f"wrote golden vectors for {len(index['faces'])} faces and {len(index['detection'])} detector cases to {args.out}")
 
 
 if __name__ == "__main__":
