@@ -7,9 +7,11 @@ For each face it writes the crop at the model's input size as ARGB ints (what th
 a scaled Bitmap), the preprocessed input tensor, the raw model outputs and the decoded results.
 It also writes the steps before the model, from real images (the face crops, with
 `--photos` whole photos and a photo with two faces side by side):
-- detection: the image's pixels, the letterboxed BlazeFace input, the bundled BlazeFace model's
-  raw outputs (run here by the runtime's interpreter), and the decoded detections before and
-  after weighted non-maximum suppression, in input and in image coordinates;
+- detection: for every pass the runtime's detector may run on an image (short range; full
+  range; short range with a border), the image's pixels, the letterboxed BlazeFace input, the
+  bundled BlazeFace model's raw outputs (run here by the runtime's interpreter), and the decoded
+  detections before and after weighted non-maximum suppression, in input and in image
+  coordinates; and the faces the runtime's detector returns for the image;
 - alignment: for the best face, its keypoints, the crop transform and the aligned crop
   (`faceage_tf.align.align_face`) with its model input tensor;
 - Pillow: resizes and an affine transform of a real face, to check the port of Pillow's
@@ -36,7 +38,7 @@ from PIL import Image
 
 from faceage_tf import align
 from faceage_tf.preprocess import normalize, open_image, resize_face
-from faceage_tf.runtime import DEFAULT_MODEL, FaceAgePredictor, blazeface
+from faceage_tf.runtime import DEFAULT_MODEL, FaceAgePredictor, blazeface, detectors
 
 DECODED = ("gender", "gender_probability", "age_group", "age_group_probability", "age")
 
@@ -102,6 +104,7 @@ def write_golden(model_path: str, faces: Sequence[str], out_dir: str, photos: Se
             "outputs": {key: [float(v) for v in value[0]] for key, value in outputs.items()},
             "decoded": {key: decoded[key] for key in DECODED},
         })
+    images = detection_images(faces, photos)
     with open(model_path, "rb") as f:
         model_sha256 = hashlib.sha256(f.read()).hexdigest()
     index = {
@@ -110,7 +113,8 @@ def write_golden(model_path: str, faces: Sequence[str], out_dir: str, photos: Se
         "schema": predictor.card["schema"],
         "tensors": _tensors(predictor),
         "faces": entries,
-        "detection": write_detection_golden(detection_cases(faces, photos), predictor, out_dir),
+        "detection": write_detection_golden(detection_cases(images), predictor, out_dir),
+        "detector": write_detector_golden(images),
         "pillow": write_pillow_golden(faces[0], out_dir),
         "pillow_version": Image.__version__,
     }
@@ -136,16 +140,32 @@ def side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
     return out
 
 
-def detection_cases(faces: Sequence[str], photos: Sequence[str]) -> list[tuple[str, Image.Image, str, float]]:
-    """(name, RGB image, BlazeFace model, margin): tight face crops with the margin pass the
-    runtime uses for them, whole photos with both models, and a photo with two faces."""
-    cases = [(os.path.basename(p), open_image(p), "short", 0.25) for p in faces]
-    opened = [(os.path.basename(p), open_image(p)) for p in photos]
-    for name, image in opened:
-        cases += [(name, image, "short", 0.0), (name, image, "full", 0.0)]
-    if len(opened) >= 2:
-        cases.append((f"{opened[0][0]}+{opened[1][0]}", side_by_side(opened[0][1], opened[1][1]), "short", 0.0))
-    return cases
+PASSES = (("short", 0.0), ("full", 0.0), ("short", detectors.BlazeFaceDetector.CROP_MARGIN))
+
+
+def detection_images(faces: Sequence[str], photos: Sequence[str]) -> list[tuple[str, Image.Image]]:
+    """(name, RGB image): tight face crops, whole photos, and two photos side by side."""
+    images = [(os.path.basename(p), open_image(p)) for p in list(faces) + list(photos)]
+    if len(photos) >= 2:
+        first, second = images[len(faces)], images[len(faces) + 1]
+        images.append((f"{first[0]}+{second[0]}", side_by_side(first[1], second[1])))
+    return images
+
+
+def detection_cases(images) -> list[tuple[str, Image.Image, str, float]]:
+    """(name, image, BlazeFace model, margin): every pass the runtime's detector may run."""
+    return [(name, image, model, margin) for name, image in images for model, margin in PASSES]
+
+
+def write_detector_golden(images) -> list[dict]:
+    """What the runtime's detector (`BlazeFaceDetector`, passes chosen per photo) finds in each image."""
+    detector = detectors.BlazeFaceDetector(num_threads=1)
+    entries = []
+    for name, image in images:
+        faces = detector.detect(image)
+        entries.append({"source": name, "boxes": [list(f.box) for f in faces], "scores": [f.score for f in faces],
+                        "keypoints": [np.asarray(f.keypoints, np.float64).reshape(-1).tolist() for f in faces]})
+    return entries
 
 
 def write_detection_golden(cases, predictor: FaceAgePredictor, out_dir: str) -> list[dict]:

@@ -7,20 +7,25 @@ plugins {
 
 /**
  * Copies the models from the Python package's assets into a generated assets folder (never
- * kept twice in git), and fails the build with the reason when one is missing: an APK without
- * its model would only fail on the phone.
+ * kept twice in git): the age/gender model to the root, the BlazeFace detector models with their
+ * Apache-2.0 LICENSE and NOTICE to `blazeface/`. Fails the build with the reason when one is
+ * missing: an APK without its models would only fail on the phone.
  */
 abstract class CopyModelAssets : DefaultTask() {
     @get:InputFiles
     @get:PathSensitive(PathSensitivity.NAME_ONLY)
     abstract val models: ConfigurableFileCollection
 
+    @get:InputFiles
+    @get:PathSensitive(PathSensitivity.NAME_ONLY)
+    abstract val detector: ConfigurableFileCollection
+
     @get:OutputDirectory
     abstract val outputDirectory: DirectoryProperty
 
     @TaskAction
     fun copy() {
-        val missing = models.files.filterNot { it.isFile }
+        val missing = (models.files + detector.files).filterNot { it.isFile }
         if (missing.isNotEmpty()) {
             throw GradleException(
                 "model file(s) missing: ${missing.joinToString()}. The app ships the models from " +
@@ -32,15 +37,20 @@ abstract class CopyModelAssets : DefaultTask() {
         out.deleteRecursively()
         out.mkdirs()
         models.files.forEach { it.copyTo(out.resolve(it.name)) }
+        detector.files.forEach { it.copyTo(out.resolve("blazeface/${it.name}")) }
     }
 }
 
-val modelFiles = listOf(rootProject.file("../faceage_tf/assets/faceage.tflite"))
+val pythonAssets = rootProject.file("../faceage_tf/assets")
+val modelFiles = listOf(pythonAssets.resolve("faceage.tflite"))
+val detectorFiles = listOf("face_detection_short_range.tflite", "face_detection_full_range.tflite", "LICENSE", "NOTICE")
+    .map { pythonAssets.resolve("blazeface/$it") }
 
 androidComponents {
     onVariants { variant ->
         val copy = tasks.register<CopyModelAssets>("copy${variant.name.replaceFirstChar { it.uppercase() }}Models") {
             models.from(modelFiles)
+            detector.from(detectorFiles)
         }
         variant.sources.assets?.addGeneratedSourceDirectory(copy, CopyModelAssets::outputDirectory)
     }
@@ -81,6 +91,5 @@ dependencies {
     implementation(libs.camera.camera2)
     implementation(libs.camera.lifecycle)
     implementation(libs.camera.view)
-    implementation(libs.mlkit.face.detection)
     implementation(libs.litert)
 }

@@ -3,7 +3,6 @@ package dev.faceage.demo
 import android.Manifest
 import android.graphics.Bitmap
 import android.graphics.ImageDecoder
-import android.graphics.Rect
 import android.net.Uri
 import android.os.Bundle
 import android.util.Log
@@ -25,19 +24,16 @@ import androidx.camera.view.PreviewView
 import androidx.core.view.ViewCompat
 import androidx.core.view.WindowInsetsCompat
 import androidx.core.view.doOnLayout
-import com.google.android.gms.tasks.Tasks
-import com.google.mlkit.vision.common.InputImage
-import com.google.mlkit.vision.face.FaceDetection
-import com.google.mlkit.vision.face.FaceDetector
-import com.google.mlkit.vision.face.FaceDetectorOptions
 import dev.faceage.core.PhotoSize
+import dev.faceage.core.RgbImage
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
 
 /**
- * Wires frames in and results out: CameraX frames or a picked photo -> ML Kit face boxes ->
- * [FaceAgeClassifier] -> [OverlayView]. Detection and inference run on one background thread;
- * every failure there ends as a message in the status line, never as a crash.
+ * Wires frames in and results out: CameraX frames or a picked photo -> [FaceDetector] (BlazeFace,
+ * LiteRT) -> [FaceAgeClassifier] -> [OverlayView]. Inference lives in those two helpers, UI here.
+ * Detection and inference run on one background thread; every failure there ends as a message
+ * in the status line, never as a crash.
  */
 class MainActivity : ComponentActivity() {
     private lateinit var preview: PreviewView
@@ -51,6 +47,7 @@ class MainActivity : ComponentActivity() {
     private var classifier: FaceAgeClassifier? = null // (worker)
     private var detector: FaceDetector? = null // (worker)
     private val frames = FrameConverter() // (worker)
+    private var pixels = IntArray(0) // (worker) the analysed image's pixels, reused while its size stays
 
     // Main thread only.
     private var cameraProvider: ProcessCameraProvider? = null
@@ -81,12 +78,7 @@ class MainActivity : ComponentActivity() {
             try {
                 val model = FaceAgeClassifier(this)
                 classifier = model
-                detector = FaceDetection.getClient(
-                    FaceDetectorOptions.Builder()
-                        .setPerformanceMode(FaceDetectorOptions.PERFORMANCE_MODE_FAST)
-                        .setMinFaceSize(0.1f)
-                        .build()
-                )
+                detector = FaceDetector(this)
                 showStatus("${model.card.name}: ${model.card.inputSize} px, ${model.card.ageGroupLabels.size} age groups")
             } catch (e: Exception) {
                 showError("Cannot load the model", e)
@@ -209,8 +201,11 @@ class MainActivity : ComponentActivity() {
     private fun analyse(image: Bitmap): List<FaceResult>? {
         val model = classifier ?: return null
         val faceDetector = detector ?: return null
-        val boxes = Tasks.await(faceDetector.process(InputImage.fromBitmap(image, 0))).map { Rect(it.boundingBox) }
-        return model.classify(image, boxes)
+        val count = image.width * image.height
+        if (pixels.size != count) pixels = IntArray(count)
+        image.getPixels(pixels, 0, image.width, 0, 0, image.width, image.height)
+        val rgb = RgbImage(image.width, image.height, pixels)
+        return model.classify(rgb, faceDetector.detect(rgb))
     }
 
     /** Replaces any earlier message, "No face found" included, once faces are seen again. */

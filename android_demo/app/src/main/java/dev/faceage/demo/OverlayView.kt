@@ -11,7 +11,7 @@ import dev.faceage.core.ViewMapping
 import kotlin.math.max
 import kotlin.math.roundToInt
 
-/** Draws a box and "gender, age group (expected age)" over each face. */
+/** Draws each face's box, its keypoints (eyes, nose, mouth, ears) and "gender, age group (expected age)". */
 class OverlayView(context: Context, attrs: AttributeSet?) : View(context, attrs) {
     private var faces: List<FaceResult> = emptyList()
     private var labels: List<String> = emptyList()
@@ -23,6 +23,7 @@ class OverlayView(context: Context, attrs: AttributeSet?) : View(context, attrs)
     private val boxPaint = Paint().apply { style = Paint.Style.STROKE; strokeWidth = 6f; color = Color.GREEN }
     private val textPaint = Paint().apply { color = Color.WHITE; textSize = 44f; isAntiAlias = true }
     private val textBackground = Paint().apply { color = Color.argb(160, 0, 0, 0) }
+    private val pointPaint = Paint().apply { color = Color.YELLOW; isAntiAlias = true }
 
     /**
      * @param fill true when the image under the overlay is scaled to fill the view (the camera
@@ -49,10 +50,14 @@ class OverlayView(context: Context, attrs: AttributeSet?) : View(context, attrs)
         super.onDraw(canvas)
         if (faces.isEmpty() || width == 0 || height == 0) return
         val mapping = ViewMapping(imageWidth, imageHeight, width, height, fill, mirror)
-        for ((face, label) in faces.zip(labels)) {
-            val r = face.box
-            val box = mapping.box(Box(r.left.toFloat(), r.top.toFloat(), r.right.toFloat(), r.bottom.toFloat()))
+        for ((result, label) in faces.zip(labels)) {
+            val b = result.face.box
+            val box = mapping.box(Box(b[0].toFloat(), b[1].toFloat(), b[2].toFloat(), b[3].toFloat()))
             canvas.drawRect(box.left, box.top, box.right, box.bottom, boxPaint)
+            val points = result.face.keypoints
+            for (i in 0 until points.size / 2) {
+                canvas.drawCircle(mapping.x(points[2 * i].toFloat()), mapping.y(points[2 * i + 1].toFloat()), 6f, pointPaint)
+            }
             val top = max(box.top - textPaint.textSize - 8, 0f)
             canvas.drawRect(box.left, top, box.left + textPaint.measureText(label) + 16, top + textPaint.textSize + 8, textBackground)
             canvas.drawText(label, box.left + 8, top + textPaint.textSize, textPaint)

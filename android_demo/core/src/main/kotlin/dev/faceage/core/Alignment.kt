@@ -34,7 +34,7 @@ data class FaceTemplate(val keypoints: List<Pair<Double, Double>>) {
  */
 object Alignment {
     /** The intermediate crop is at most this many times the input side. */
-    const val MAX_UPSCALE = 4
+    const val MAX_INTERMEDIATE = 2
 
     /**
      * The least-squares similarity (no reflection) mapping [src] onto [dst] (x, y pairs), as
@@ -86,7 +86,7 @@ object Alignment {
     /**
      * @param keypoints at least the first 4 detector keypoints (x, y pairs, image pixels).
      * The side is the face's crop side in image pixels, rounded half to even (Python's round),
-     * clipped to [size, MAX_UPSCALE * size].
+     * clipped to [size, MAX_INTERMEDIATE * size].
      */
     fun cropTransform(keypoints: DoubleArray, template: FaceTemplate, size: Int): CropTransform {
         val n = FaceTemplate.ALIGNMENT_KEYPOINTS
@@ -95,7 +95,7 @@ object Alignment {
         val dst = DoubleArray(2 * n) { i -> template.keypoints[i / 2].let { if (i % 2 == 0) it.first else it.second } }
         val toUnit = similarityTransform(src, dst)
         val sourceSide = 1.0 / hypot(toUnit[0], toUnit[3])
-        val side = Math.rint(sourceSide).coerceIn(size.toDouble(), (MAX_UPSCALE * size).toDouble()).toInt()
+        val side = Math.rint(sourceSide).coerceIn(size.toDouble(), (MAX_INTERMEDIATE * size).toDouble()).toInt()
         return CropTransform(DoubleArray(6) { toUnit[it] * side }, side)
     }
 

@@ -1,14 +1,8 @@
 package dev.faceage.core
 
 /**
- * The face-crop convention: a square of side `scale * max(w, h)`, centre moved down by
- * `shiftY * side`. Doubles, as Python computes it, so crops agree to the pixel.
- */
-data class CropConvention(val scale: Double, val shiftY: Double)
-
-/**
  * The model card inside a faceage `.tflite` (see `faceage_tf/modelcard.py`): the labels, age
- * groups, input size, normalisation and crop convention the app must use, read from the model
+ * groups, input size, normalisation and alignment template the app must use, read from the model
  * itself so a new model never needs an app change.
  *
  * [inputs] and [outputs] map tensor names to shapes, `null` standing for the batch dimension.
@@ -22,7 +16,7 @@ data class ModelCard(
     val ageGroupEdges: List<Int>,
     val ageGroupLabels: List<String>,
     val maxAge: Int,
-    val crop: CropConvention,
+    val template: FaceTemplate,
     val inputs: Map<String, List<Int?>>,
     val outputs: Map<String, List<Int?>>,
     val sha256: String?,
@@ -107,13 +101,20 @@ private class CardReader(val name: String) {
             ?: (edges.zipWithNext { lo, hi -> "$lo-${hi - 1}" } + "${edges.last()}+")
         if (groupLabels.size != edges.size) fail("has ${groupLabels.size} age_group_labels for ${edges.size} age groups")
 
-        val cropJson = obj(schema["crop"], "schema.crop")
-        val crop = CropConvention(
-            num(cropJson["scale"], "schema.crop.scale"),
-            num(cropJson["shift_y"], "schema.crop.shift_y"),
-        )
-        if (!(crop.scale > 0.0)) fail("schema.crop.scale must be positive, got ${crop.scale}")
-        if (!(crop.shiftY > -1.0 && crop.shiftY < 1.0)) fail("schema.crop.shift_y must be in (-1, 1), got ${crop.shiftY}")
+        // Schema v2: faces are aligned by their keypoints to this template. A v1 card (a box crop
+        // convention) predates alignment: refuse it rather than guess a template for it.
+        val templateJson = schema["template"] as? Map<*, *>
+            ?: fail("has no schema.template (schema_version ${schema["schema_version"]}: exported before keypoint alignment); re-export the model with faceage_tf.export")
+        val points = list(templateJson["keypoints"], "schema.template.keypoints").map { point ->
+            val xy = list(point, "schema.template.keypoints")
+            if (xy.size != 2) fail("schema.template.keypoints must be (x, y) pairs, got $point")
+            num(xy[0], "schema.template.keypoints") to num(xy[1], "schema.template.keypoints")
+        }
+        val template = try {
+            FaceTemplate(points)
+        } catch (e: FaceAgeException.InvalidCard) {
+            fail("schema.${e.message}")
+        }
 
         val inputs = shapes(card["inputs"], "inputs")
         val outputs = shapes(card["outputs"], "outputs")
@@ -139,7 +140,7 @@ private class CardReader(val name: String) {
             ageGroupEdges = edges,
             ageGroupLabels = groupLabels,
             maxAge = maxAge,
-            crop = crop,
+            template = template,
             inputs = inputs,
             outputs = outputs,
             sha256 = card["sha256"] as? String,

@@ -3,6 +3,12 @@ package dev.faceage.core
 import kotlin.math.max
 import kotlin.math.min
 
+/** A box in pixels: left, top, right, bottom (as Android's RectF). */
+data class Box(val left: Float, val top: Float, val right: Float, val bottom: Float) {
+    val width: Float get() = right - left
+    val height: Float get() = bottom - top
+}
+
 /**
  * Maps image pixels to view pixels for an image drawn centred in a view: scaled to fill the view
  * (the camera preview's FILL_CENTER, cropping the overflow) or to fit it (a photo's fitCenter),
@@ -36,8 +42,11 @@ class ViewMapping(imageWidth: Int, imageHeight: Int, private val viewWidth: Int,
 
 /** Sizes for decoding photos: a 50 MP photo decoded whole takes 200 MB and cannot be drawn. */
 object PhotoSize {
-    /** Android refuses to draw bitmaps over 100 MB; this keeps a photo at most 16 MP (64 MB). */
-    const val MAX_PIXELS = 16_000_000L
+    /**
+     * Android refuses to draw bitmaps over 100 MB; the app also copies the pixels once for
+     * detection. 8 MP (32 MB a copy) keeps faces far above the model's 64 px input.
+     */
+    const val MAX_PIXELS = 8_000_000L
 
     /**
      * The smallest power-of-two sample size (1, 2, 4, ...) that brings a `width` x `height`

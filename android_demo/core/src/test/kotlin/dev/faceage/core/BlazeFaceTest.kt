@@ -95,7 +95,7 @@ class BlazeFaceTest {
         assertFails<FaceAgeException.BadInput>("coincide") {
             Alignment.similarityTransform(DoubleArray(8) { 1.0 }, DoubleArray(8) { it.toDouble() })
         }
-        assertTrue(Alignment.MAX_UPSCALE >= 1)
+        assertTrue(Alignment.MAX_INTERMEDIATE >= 1)
     }
 
     @Test

@@ -18,6 +18,7 @@ class DetectionGoldenTest {
     private lateinit var dir: File
     private lateinit var cases: List<Map<*, *>>
     private lateinit var pillow: Map<*, *>
+    private lateinit var detector: List<Map<*, *>>
     private val card = ModelCard.fromTflite(TestFiles.modelBytes())
 
     @Before
@@ -28,6 +29,7 @@ class DetectionGoldenTest {
         assumeTrue("golden vectors have no detector cases (regenerate them)", golden["detection"] != null)
         cases = (golden["detection"] as List<*>).map { it as Map<*, *> }
         pillow = golden["pillow"] as Map<*, *>
+        detector = (golden["detector"] as List<*>).map { it as Map<*, *> }
     }
 
     private fun ints(name: Any?) = TestFiles.readInts(File(dir, name as String))
@@ -115,6 +117,31 @@ class DetectionGoldenTest {
         }
         assertTrue(clusters > 0, "no detections were merged: the NMS was not exercised")
         assertTrue(cases.any { (it["nms"] as Map<*, *>).let { n -> (n["scores"] as List<*>).size >= 2 } }, "no case with two faces")
+    }
+
+    @Test
+    fun faceFinderChoosesPassesAsPython() {
+        for (want in detector) {
+            val source = want["source"]
+            val mine = cases.filter { it["source"] == source }
+            val ran = ArrayList<String>()
+            // Replays the model outputs recorded in Python for the same input tensor.
+            val finder = FaceFinder { spec, input ->
+                val case = mine.firstOrNull { c -> c["model"] == spec.name && floats(c["input"]).contentEquals(input) }
+                    ?: throw AssertionError("$source: no recorded ${spec.name}-range pass has this input")
+                ran += "${spec.name} ${case["margin"]}"
+                floats(case["raw_boxes"]) to floats(case["raw_scores"])
+            }
+            val faces = finder.detect(image(mine[0]))
+            val boxes = (want["boxes"] as List<*>).flatMap { list(it).toList() }.toDoubleArray()
+            val keypoints = (want["keypoints"] as List<*>).flatMap { list(it).toList() }.toDoubleArray()
+            val name = "$source (passes: ${ran.joinToString()})"
+            assertClose(boxes, faces.flatMap { it.box.map(Double::toFloat) }.toFloatArray(), 1e-2, "$name boxes")
+            assertClose(keypoints, faces.flatMap { it.keypoints.map(Double::toFloat) }.toFloatArray(), 1e-2, "$name keypoints")
+            assertClose(list(want["scores"]), faces.map { it.score }.toFloatArray(), 1e-5, "$name scores")
+            assertTrue(faces.isNotEmpty(), "$name: no face found")
+        }
+        assertTrue(detector.size >= 4, "too few images for the detector")
     }
 
     private fun template(alignment: Map<*, *>) =

@@ -13,7 +13,7 @@ class ModelCardTest {
     fun cardInTfliteEqualsTheExportedJson() {
         val json = Json.parse(TestFiles.modelJson.readText()) as Map<*, *>
         val schema = json["schema"] as Map<*, *>
-        val crop = schema["crop"] as Map<*, *>
+        val template = (schema["template"] as Map<*, *>)["keypoints"] as List<*>
         fun ints(v: Any?) = (v as List<*>).map { (it as Double?)?.toInt() }
         fun shapes(v: Any?) = (v as Map<*, *>).entries.associate { (k, s) -> k.toString() to ints(s) }
 
@@ -25,7 +25,7 @@ class ModelCardTest {
         assertEquals(ints(schema["age_group_edges"]), card.ageGroupEdges)
         assertEquals(schema["age_group_labels"], card.ageGroupLabels)
         assertEquals((schema["max_age"] as Double).toInt(), card.maxAge)
-        assertEquals(CropConvention(crop["scale"] as Double, crop["shift_y"] as Double), card.crop)
+        assertEquals(template.map { (it as List<*>).let { p -> p[0] as Double to p[1] as Double } }, card.template.keypoints)
         assertEquals(shapes(json["inputs"]), card.inputs)
         assertEquals(shapes(json["outputs"]), card.outputs)
         assertEquals(json["sha256"], card.sha256)
@@ -101,6 +101,10 @@ class ModelCardTest {
         assertFails<FaceAgeException.InvalidCard>("gender_labels") { ModelCard.fromJson(edited("\"gender_labels\": \\[", "\"gender_labels\": [\"x\", ")) }
         assertFails<FaceAgeException.InvalidCard>("age_group_edges") { ModelCard.fromJson(edited("\"age_group_edges\": \\[0", "\"age_group_edges\": [1")) }
         assertFails<FaceAgeException.InvalidCard>("inputs.image") { ModelCard.fromJson(edited("\"image\": \\[null, ", "\"image\": [null, 7, ")) }
+        assertFails<FaceAgeException.InvalidCard>("schema.template", "re-export") { ModelCard.fromJson(edited("\"template\"", "\"crop\"")) }
+        assertFails<FaceAgeException.InvalidCard>("schema.template.keypoints", "inside the crop") {
+            ModelCard.fromJson(edited("\"keypoints\": \\[\\s*\\[\\s*[0-9.]+", "\"keypoints\": [[1.5"))
+        }
         assertFails<FaceAgeException.InvalidCard>("outputs.age_group") {
             ModelCard.fromJson(edited("\"age_group\": \\[null, [0-9]+\\]", "\"age_group\": [null, 3]"))
         }

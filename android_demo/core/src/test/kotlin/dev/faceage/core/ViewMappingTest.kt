@@ -28,7 +28,8 @@ class ViewMappingTest {
 
     @Test
     fun photoSampleSizeKeepsBigPhotosDrawable() {
-        assertEquals(1, PhotoSize.sampleSize(4000, 3000)) // 12 MP
+        assertEquals(1, PhotoSize.sampleSize(3264, 2448)) // 8 MP
+        assertEquals(2, PhotoSize.sampleSize(4000, 3000)) // 12 MP
         assertEquals(2, PhotoSize.sampleSize(6000, 4500)) // 27 MP: the size that crashed
         assertEquals(4, PhotoSize.sampleSize(12000, 9000)) // 108 MP
         assertEquals(1, PhotoSize.sampleSize(1, 100_000))
