@@ -90,7 +90,9 @@ def letterbox(image: Image.Image, size: int, margin: float = 0.0) -> tuple[np.nd
     new_w, new_h = max(1, round(width * size / span)), max(1, round(height * size / span))
     offset_x, offset_y = (size - new_w) // 2, (size - new_h) // 2
     pixels = np.zeros((size, size, 3), np.float32)
-    resized = np.asarray(image.resize((new_w, new_h), Image.BILINEAR), dtype=np.float32)
+    # reducing_gap: a large photo is first shrunk by an integer factor (box filter), which makes a
+    # 12 MP photo's letterbox many times faster and changes the result by about one grey level.
+    resized = np.asarray(image.resize((new_w, new_h), Image.BILINEAR, reducing_gap=3.0), dtype=np.float32)
     pixels[offset_y:offset_y + new_h, offset_x:offset_x + new_w] = resized
     tensor = (pixels / 127.5 - 1.0)[None]
     return tensor, Letterbox(size, new_w / width, new_h / height, offset_x, offset_y)
