@@ -16,7 +16,7 @@ def main():
     schema = Schema(input_size=args.input_size)
     print(f"| model ({args.input_size} px) | parameters | FLOPs per face | float32 weights | int8 weights |")
     print("|---|---:|---:|---:|---:|")
-    for name in models.BUILDERS:
+    for name in models.architectures():
         model = models.build_model(name, schema)
         params = models.count_params(model)
         print(f"| {name} | {params / 1e6:.2f} M | {models.count_flops(model) / 1e6:.0f} M | "

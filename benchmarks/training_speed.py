@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+from faceage_tf import models
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "..", "shared", "data", "utkface")
 
@@ -23,12 +25,12 @@ DATA = os.path.join(HERE, "..", "..", "shared", "data", "utkface")
 def measure(architecture: str, size: int, faces: int, steps: int) -> dict:
     import numpy as np
 
-    from faceage_tf import datasets, models, pipeline
+    from faceage_tf import datasets, pipeline
     from faceage_tf.keras import keras
     from faceage_tf.training import TrainConfig, compile_for_training
 
-    config = TrainConfig(architecture=architecture, input_size=size, batch_size=64, epochs=1)
-    schema = config.schema()
+    config = TrainConfig(architecture=architecture, schema={"input_size": size}, batch_size=64, epochs=1)
+    schema = config.schema
     records, _ = datasets.load_utkface(DATA, validate=False)
     records = records[:: max(1, len(records) // faces)][:faces]
     decoded = pipeline.decode_faces(records, schema)
@@ -72,7 +74,7 @@ def main():
         return
     print("| model | size | training img/s | pipeline img/s | pipeline / training | peak memory (MiB) |")
     print("|---|---:|---:|---:|---:|---:|")
-    for architecture in ("attentional", "residual", "ensemble"):
+    for architecture in models.architectures():
         for size in (64, 96):
             out = subprocess.run([sys.executable, __file__, "--one", architecture, str(size), "--faces", str(args.faces),
                                   "--steps", str(args.steps)], capture_output=True, text=True)

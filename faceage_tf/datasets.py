@@ -19,9 +19,10 @@ from typing import Sequence
 
 from PIL import Image
 
+from faceage_tf.files import atomic_write_text
+from faceage_tf.labels import RACES
 from faceage_tf.schema import Schema
 
-RACES = ("White", "Black", "Asian", "Indian", "Others")  # UTKFace's race codes 0..4
 MAX_VALID_AGE = 116  # oldest age in UTKFace; anything above is a labelling error
 SPLITS = ("train", "val", "test")
 
@@ -283,28 +284,3 @@ def read_manifest(path: str) -> dict[str, list[FaceRecord]]:
     with open(path) as f:
         data = json.load(f)
     return {name: [FaceRecord(**r) for r in recs] for name, recs in data["splits"].items()}
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Writes to a temporary file beside `path`, then renames it: readers never see half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def race_name(race: int) -> str:
-    return RACES[race] if 0 <= race < len(RACES) else "unknown"
-

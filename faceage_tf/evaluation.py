@@ -12,7 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
-from faceage_tf.datasets import FaceRecord, atomic_write_text, race_name
+from faceage_tf.datasets import FaceRecord
+from faceage_tf.files import atomic_write_text
+from faceage_tf.labels import race_name
 from faceage_tf.schema import Schema
 
 
@@ -82,11 +84,6 @@ def summary(result: dict) -> dict:
     if "race_gap" in result:
         out["race_gap"] = result["race_gap"]
     return out
-
-
-def average_predictions(*predictions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Mean of several prediction dicts (test-time flip, ensembles)."""
-    return {key: np.mean([p[key] for p in predictions], axis=0) for key in predictions[0]}
 
 
 def _row(name: str, s: dict) -> str:

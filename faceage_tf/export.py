@@ -10,15 +10,19 @@ import datetime
 import hashlib
 import json
 import os
+import platform
+import tempfile
 from typing import Any, Iterable
 
 import numpy as np
 
 import faceage_tf
-from faceage_tf import modelcard
-from faceage_tf.datasets import atomic_write_bytes, atomic_write_text
+from faceage_tf import datasets, evaluation, modelcard, pipeline, training
+from faceage_tf.files import atomic_write_bytes, atomic_write_text, copy_atomically, remove_stale_temporaries
 from faceage_tf.keras import tf
 from faceage_tf.models import OUTPUTS
+from faceage_tf.runtime import FaceAgePredictor
+from faceage_tf.runtime.bench import face_latency, sample_face
 from faceage_tf.schema import Schema
 
 VARIANTS = ("float32", "float16", "dynamic", "int8-qat", "int8-ptq")
@@ -141,23 +145,13 @@ def export_keras(model, schema: Schema, path: str, *, architecture: str, variant
     return write_model(path, model_bytes, card)
 
 
-def remove_stale_temporaries(directory: str) -> list[str]:
-    """Deletes temporary files that a killed writer left in `directory` (see `atomic_write_bytes`)."""
-    removed = []
-    for name in os.listdir(directory) if os.path.isdir(directory) else []:
-        if name.startswith(".") and ".tmp" in name:
-            os.remove(os.path.join(directory, name))
-            removed.append(name)
-    return removed
-
-
 # ---------------------------------------------------------------------------------------------
 # Publishing: every variant measured on held-out faces, compared with the Keras float model
 
 # The largest drop allowed for the int8 QAT model against the Keras float model.
 PARITY_LIMITS = {"gender_accuracy": 0.005, "age_group_accuracy": 0.005, "age_mae": 0.15}
-LICENCE = ("Code: Apache-2.0. Weights trained on UTKFace inherit its licence: non-commercial research "
-           "use only; the face images remain the copyright of their owners.")
+
+
 def parity_problems(reference: dict, candidate: dict, limits: dict = PARITY_LIMITS) -> list[str]:
     """Where `candidate` falls further behind `reference` than `limits` allow (gains are fine)."""
     problems = []
@@ -187,3 +181,123 @@ def parity_table(reference: dict, variants: dict[str, dict]) -> str:
             f"{100 * (m['age_group_accuracy'] - reference['age_group_accuracy']):+.2f} | {m['age_mae']:.3f} | "
             f"{m['age_mae'] - reference['age_mae']:+.3f} | {v['latency_ms']['1']:.2f} | {v['latency_ms']['2']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Exporting a run: what `export/export_tflite.py` does
+
+
+def read_card_config(path: str) -> dict[str, Any]:
+    """More model-card fields (licence, intended use, known weaknesses) from a JSON file."""
+    try:
+        with open(path) as f:
+            extra = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot read the card config ({e})") from None
+    if not isinstance(extra, dict):
+        raise ValueError(f"{path}: the card config must be a JSON object. Received: {type(extra).__name__}")
+    return extra
+
+
+def measure(path: str, faces, records, schema: Schema) -> tuple[dict, dict[str, float]]:
+    """Metrics on labelled uint8 `faces` and per-face latency (LiteRT, 1 and 2 threads) of a
+    written `.tflite` file, run by the runtime as a user would."""
+    predictors = {threads: FaceAgePredictor(path, num_threads=threads) for threads in (1, 2)}
+    metrics = evaluation.evaluate(pipeline.predict(predictors[2], faces, schema, flip=False), records, schema)
+    latency = {str(t): round(face_latency(p, sample_face(), runs=100)["median_ms"], 3) for t, p in predictors.items()}
+    return metrics, latency
+
+
+def export_measured(model_bytes: bytes, card: dict[str, Any], path: str, faces, records, schema: Schema,
+                    split: str) -> dict[str, Any]:
+    """Writes `path` with `card` and the file's own figures on `split`: a draft is written and
+    measured first, so that the final card holds its metrics and latency."""
+    with tempfile.TemporaryDirectory() as scratch:
+        draft = os.path.join(scratch, "draft.tflite")
+        write_model(draft, model_bytes, card)
+        metrics, latency = measure(draft, faces, records, schema)
+    card = dict(card, metrics={split: evaluation.summary(metrics)},
+                latency_ms_per_face=dict(latency, measured_on=f"{platform.machine()}, {os.cpu_count()} cores, LiteRT"))
+    final = write_model(path, model_bytes, card)
+    return {"metrics": metrics, "latency_ms": latency, "bytes": os.path.getsize(path), "path": path,
+            "sha256": final["sha256"]}
+
+
+def plan_variants(asked: Iterable[str] | None, qat_run: str | None) -> tuple[list[str], dict[str, str]]:
+    """(variants to export, {variant: why skipped}). `asked` None means every variant the runs
+    support; a variant asked for by name that cannot be made is an error."""
+    needs = {"int8-qat": "needs a QAT run: train one with `training/train.py --init-from RUN --qat true --out "
+                         "QAT_RUN` and pass --qat-run QAT_RUN"}
+    if asked is None:
+        skipped = {v: needs[v] for v in VARIANTS if v in needs and not qat_run}
+        return [v for v in VARIANTS if v not in skipped], skipped
+    asked = list(asked)
+    unknown = sorted(set(asked) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; variants are {list(VARIANTS)}")
+    if "int8-qat" in asked and not qat_run:
+        raise ValueError(f"variant int8-qat {needs['int8-qat']}")
+    return asked, {}
+
+
+def export_run(run_dir: str, out_dir: str, *, qat_run: str | None = None, variants: Iterable[str] | None = None,
+               split: str = "test", flip: bool = False, name: str = "faceage", card_extra: dict | None = None,
+               log=print) -> dict[str, Any]:
+    """Exports the run in `run_dir` (and int8-qat from its QAT fine-tune `qat_run`) to `out_dir`,
+    with the run's own schema; measures every variant on the run's `split` next to the Keras float
+    model and writes `parity.json` and `parity.md`. Returns that report.
+
+    Raises:
+        ValueError: an unknown variant, int8-qat without `qat_run`, or a `qat_run` whose model or
+            schema differ from `run_dir`'s.
+    """
+    variants, skipped = plan_variants(variants, qat_run)
+    float_model, config = training.load_run(run_dir)
+    schema = config.schema
+    qat_model = None
+    if "int8-qat" in variants:
+        qat_model, qat_config = training.load_run(qat_run)
+        training.refuse_differences(config, qat_config.to_dict(), run_dir)
+    splits = datasets.read_manifest(os.path.join(run_dir, "manifest.json"))
+    records = splits[split]
+    faces = pipeline.decode_faces(records, schema)
+    reference = evaluation.evaluate(pipeline.predict(float_model, faces, schema, flip=flip), records, schema)
+    calibration = splits["train"][:: max(1, len(splits["train"]) // 300)]
+    representative = pipeline.normalize(pipeline.decode_faces(calibration, schema), schema).numpy()
+
+    os.makedirs(out_dir, exist_ok=True)
+    remove_stale_temporaries(out_dir)
+    data = {"dataset": config.dataset, "faces": {s: len(recs) for s, recs in splits.items()},
+            "split": "by image content, stratified by gender and age group", "seed": config.seed}
+    results = {}
+    for variant in variants:
+        model = qat_model if variant == "int8-qat" else float_model
+        model_bytes = convert(model, schema, variant, representative, flip=flip)
+        card = make_card(schema, architecture=config.architecture, variant=variant, flip_tta=flip,
+                         training_data=data, **(card_extra or {}))
+        path = os.path.join(out_dir, f"{name}-{variant}.tflite")
+        results[variant] = export_measured(model_bytes, card, path, faces, records, schema, split)
+        m, latency = results[variant]["metrics"], results[variant]["latency_ms"]
+        log(f"{variant}: {results[variant]['bytes'] / 1e6:.2f} MB, gender {100 * m['gender_accuracy']:.2f}%, "
+            f"age group {100 * m['age_group_accuracy']:.2f}%, MAE {m['age_mae']:.3f}, {latency['1']:.2f} ms/face (1 thread)")
+    report = {
+        "split": split, "faces": len(records), "flip_tta": flip, "reference": evaluation.summary(reference),
+        "variants": {k: {"metrics": evaluation.summary(v["metrics"]), **{x: v[x] for x in ("latency_ms", "bytes", "sha256", "path")}}
+                     for k, v in results.items()},
+        "skipped": skipped,
+        "parity_problems": parity_problems(reference, results["int8-qat"]["metrics"]) if "int8-qat" in results else [],
+    }
+    atomic_write_text(os.path.join(out_dir, "parity.json"), json.dumps(report, indent=2))
+    atomic_write_text(os.path.join(out_dir, "parity.md"), f"# Parity on the {split} split ({len(records)} faces)\n\n"
+                                                         + parity_table(reference, results))
+    return report
+
+
+def publish(report: dict[str, Any], target: str) -> str:
+    """Copies the int8-qat model of an `export_run` report, and its JSON card, to `target`."""
+    if "int8-qat" not in report["variants"]:
+        raise ValueError("publishing needs the int8-qat variant (export with --qat-run)")
+    source = report["variants"]["int8-qat"]["path"]
+    copy_atomically(source, target)
+    copy_atomically(os.path.splitext(source)[0] + ".json", os.path.splitext(target)[0] + ".json")
+    return source

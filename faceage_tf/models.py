@@ -1,9 +1,12 @@
 """The paper's networks as Keras functional models.
 
-- `attentional_network`: a spatial transformer (localisation net + bilinear sampler) in front of
-  a convolutional trunk, in the spirit of the authors' attentional convolutional network.
-- `residual_network`: a ResNet with basic blocks (ResNet-18-like by default).
-- `ensemble`: both networks in one graph, averaging their probabilities and expected ages.
+- `NETWORKS`, the registry: each network's feature builder and its one defaults dict;
+  `attentional_features` is a spatial transformer (localisation net + bilinear sampler) in front
+  of a convolutional trunk, in the spirit of the authors' attentional convolutional network;
+  `residual_features` a ResNet with basic blocks (ResNet-18-like by default).
+- `network(name)`: one registered network with the shared multi-task head.
+- `ensemble(members)`: several registered networks in one graph, averaging their probabilities
+  and expected ages.
 
 Every model takes a normalised `(B, S, S, 3)` float image (see `Schema`) and returns the dict
 `{"gender": (B, 2), "age_group": (B, G), "age": (B, 1)}`, produced by the same
@@ -13,6 +16,9 @@ gender-augmented age branch) unless `gender_input=False`.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, Callable, Mapping, Sequence
+
 import numpy as np
 
 from faceage_tf.keras import keras, tf
@@ -20,7 +26,6 @@ from faceage_tf.layers import BilinearSampler, ExpectedAge
 from faceage_tf.schema import Schema
 
 OUTPUTS = ("gender", "age_group", "age")
-MEMBERS = ("attentional", "residual")  # the ensemble's networks, in order
 WARP_LAYER = "attn_sampler"  # the attention: the transformed image...
 SALIENCY_LAYER = "attn_stage4_relu2"  # ...and the trunk's last activation map
 # Layer names of `multitask_head` (before any prefix).
@@ -74,7 +79,7 @@ def spatial_transformer(x, *, name="attn"):
     return BilinearSampler(name=name + "_sampler")([x, theta])
 
 
-def attentional_features(x, *, width=32):
+def attentional_features(x, *, width):
     """Spatial transformer, then four conv stages (2 conv-BN-ReLU each) and global pooling."""
     x = spatial_transformer(x, name="attn")
     x = _conv_bn_relu(x, width, 3, 2, "attn_stem")
@@ -101,7 +106,7 @@ def residual_block(x, filters, stride, name):
     return layers.ReLU(name=name + "_out")(x)
 
 
-def residual_features(x, *, widths=(32, 64, 128, 256), blocks=(2, 2, 2, 2)):
+def residual_features(x, *, widths, blocks):
     """Stride-2 stem, then `blocks[i]` basic blocks of `widths[i]` filters per stage."""
     if len(widths) != len(blocks) or not widths:
         raise ValueError(f"widths and blocks must be non-empty and of equal length. Received: {widths=}, {blocks=}")
@@ -113,59 +118,106 @@ def residual_features(x, *, widths=(32, 64, 128, 256), blocks=(2, 2, 2, 2)):
     return layers.GlobalAveragePooling2D(name="res_gap")(x)
 
 
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """A registered feature extractor: `features(image, **options)` returns pooled `(B, D)`
+    features; `defaults` holds every option and its default value."""
+
+    features: Callable
+    defaults: dict
+
+
+# The networks that models, ensembles, QAT, training flags and benchmarks are built from, by name.
+NETWORKS: dict[str, Network] = {
+    "attentional": Network(attentional_features, {"width": 32}),
+    "residual": Network(residual_features, {"widths": (32, 64, 128, 256), "blocks": (2, 2, 2, 2)}),
+}
+ENSEMBLE = "ensemble"  # the architecture that averages several networks (`ensemble`)
+DEFAULT_MEMBERS = ("attentional", "residual")  # the default ensemble's networks, in order
+
+
+def architectures() -> list[str]:
+    """Every name `build_model` accepts: each registered network, and the ensemble."""
+    return [*NETWORKS, ENSEMBLE]
+
+
+def network_options(name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The registered network `name`'s defaults updated by `options` (unknown options refused)."""
+    if name not in NETWORKS:
+        raise ValueError(f"network must be one of {sorted(NETWORKS)}. Received: {name!r}")
+    defaults = NETWORKS[name].defaults
+    unknown = sorted(set(options or {}) - set(defaults))
+    if unknown:
+        raise ValueError(f"network {name!r} has no option(s) {unknown}; its options are {sorted(defaults)}")
+    return {key: type(value)(options[key]) if options and key in options else value
+            for key, value in defaults.items()}
+
+
 def _inputs(schema: Schema):
     return keras.Input((schema.input_size, schema.input_size, 3), name="image")
 
 
-def _public(head):
-    return {key: head[key] for key in OUTPUTS}
+def _head(inputs, name, schema, options, gender_input, prefix=""):
+    features = NETWORKS[name].features(inputs, **network_options(name, options))
+    return multitask_head(features, schema, gender_input=gender_input, prefix=prefix)
 
 
-def attentional_network(schema: Schema = Schema(), *, width=32, gender_input=True, name="attentional"):
-    """The attentional convolutional network with the multi-task head."""
-    inputs = _inputs(schema)
-    head = multitask_head(attentional_features(inputs, width=width), schema, gender_input=gender_input)
-    return keras.Model(inputs, _public(head), name=name)
+def network(name: str, schema: Schema = Schema(), *, gender_input=True, options=None, model_name=None):
+    """The registered network `name` with the multi-task head.
 
-
-def residual_network(
-    schema: Schema = Schema(), *, widths=(32, 64, 128, 256), blocks=(2, 2, 2, 2), gender_input=True, name="residual"
-):
-    """The residual network with the multi-task head."""
-    inputs = _inputs(schema)
-    head = multitask_head(residual_features(inputs, widths=widths, blocks=blocks), schema, gender_input=gender_input)
-    return keras.Model(inputs, _public(head), name=name)
-
-
-def ensemble(schema: Schema = Schema(), *, width=32, widths=(32, 64, 128, 256), blocks=(2, 2, 2, 2),
-             gender_input=True, name="ensemble"):
-    """Both networks in one flat graph (QAT cannot quantise nested models); outputs are averages.
-
-    Each network keeps its own head (`attentional_gender`, `residual_age_dist`, ...) so that
-    both are trained with their own losses in one `model.fit`; since they share no weights, that
-    equals training them apart on the same batches.
+    Args:
+        name: a key of `NETWORKS`.
+        schema: input size and labels.
+        gender_input: feed the predicted gender probabilities to the age branch.
+        options: the network's options that differ from its defaults.
+        model_name: the Keras model's name (default: `name`).
     """
     inputs = _inputs(schema)
-    heads = {
-        "attentional": multitask_head(attentional_features(inputs, width=width), schema,
-                                      gender_input=gender_input, prefix="attentional_"),
-        "residual": multitask_head(residual_features(inputs, widths=widths, blocks=blocks), schema,
-                                   gender_input=gender_input, prefix="residual_"),
-    }
-    outputs = {
-        key: layers.Average(name=key)([heads[member][key] for member in MEMBERS]) for key in OUTPUTS
-    }
+    head = _head(inputs, name, schema, options, gender_input)
+    return keras.Model(inputs, {key: head[key] for key in OUTPUTS}, name=model_name or name)
+
+
+def attentional_network(schema: Schema = Schema(), *, gender_input=True, **options):
+    """The attentional convolutional network with the multi-task head."""
+    return network("attentional", schema, gender_input=gender_input, options=options)
+
+
+def residual_network(schema: Schema = Schema(), *, gender_input=True, **options):
+    """The residual network with the multi-task head."""
+    return network("residual", schema, gender_input=gender_input, options=options)
+
+
+def ensemble(schema: Schema = Schema(), members: Sequence[str] = DEFAULT_MEMBERS, *, gender_input=True,
+             options: Mapping[str, Mapping] | None = None, name=ENSEMBLE):
+    """Several networks in one flat graph (QAT cannot quantise nested models); outputs are averages.
+
+    Each network keeps its own head, named after it (`attentional_gender`, `residual_age_dist`,
+    ...), so that all are trained with their own losses in one `model.fit`; since they share no
+    weights, that equals training them apart on the same batches.
+
+    Args:
+        members: names of registered networks, in order; each at most once.
+        options: per network name, its options that differ from its defaults.
+    """
+    if len(members) < 2 or len(set(members)) != len(members):
+        raise ValueError(f"an ensemble needs two or more different networks. Received: members={list(members)!r}")
+    inputs = _inputs(schema)
+    options = options or {}
+    heads = [_head(inputs, m, schema, options.get(m), gender_input, prefix=m + "_") for m in members]
+    outputs = {key: layers.Average(name=key)([head[key] for head in heads]) for key in OUTPUTS}
     return keras.Model(inputs, outputs, name=name)
 
 
-BUILDERS = {"attentional": attentional_network, "residual": residual_network, "ensemble": ensemble}
+def build_model(architecture: str, schema: Schema = Schema(), *, members: Sequence[str] = DEFAULT_MEMBERS,
+                gender_input=True, options: Mapping[str, Mapping] | None = None):
+    """A registered network, or an ensemble of `members`, by name (see `architectures`).
 
-
-def build_model(architecture: str, schema: Schema = Schema(), **kwargs):
-    """Builds 'attentional', 'residual' or 'ensemble' by name."""
-    if architecture not in BUILDERS:
-        raise ValueError(f"architecture must be one of {sorted(BUILDERS)}. Received: architecture={architecture!r}")
-    return BUILDERS[architecture](schema, **kwargs)
+    `options` maps network names to their options that differ from the defaults."""
+    if architecture == ENSEMBLE:
+        return ensemble(schema, members, gender_input=gender_input, options=options)
+    if architecture not in NETWORKS:
+        raise ValueError(f"architecture must be one of {architectures()}. Received: architecture={architecture!r}")
+    return network(architecture, schema, gender_input=gender_input, options=(options or {}).get(architecture))
 
 
 def find_layer(model, name: str):
@@ -178,9 +230,10 @@ def find_layer(model, name: str):
 
 
 def head_prefixes(model) -> list[str]:
-    """The layer-name prefixes of the multi-task heads in `model` ('' for a single network)."""
-    names = {layer.name.removeprefix("quant_") for layer in model.layers}
-    return [p for p in ("", "attentional_", "residual_") if p + "age_dist" in names]
+    """The layer-name prefixes of the multi-task heads in `model`, in layer order: '' for a
+    single network, each member's name and '_' for an ensemble."""
+    names = [layer.name.removeprefix("quant_") for layer in model.layers]
+    return [name.removesuffix("age_dist") for name in names if name.endswith("age_dist")]
 
 
 def training_outputs(model) -> dict:

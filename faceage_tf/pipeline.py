@@ -165,7 +165,13 @@ def eval_dataset(faces, labels: dict[str, np.ndarray] | None, output_names: Sequ
 
 def predict(model, faces, schema: Schema, *, flip: bool = True, batch_size: int = 256) -> dict[str, np.ndarray]:
     """Public outputs of `model` on uint8 faces as numpy; `flip` averages in the mirrored faces
-    (test-time augmentation)."""
-    runs = [model.predict(eval_dataset(faces, None, (), schema, batch_size=batch_size, flip=f), verbose=0)
-            for f in ((False, True) if flip else (False,))]
+    (test-time augmentation). `model` is a Keras model or a runtime `FaceAgePredictor` (a
+    `.tflite` file); one whose card says flip is built in (`flip_tta`) is run once."""
+    if hasattr(model, "predict_tensor"):
+        images = normalize(faces, schema).numpy()
+        views = [images] + ([images[:, :, ::-1]] if flip and not model.card.get("flip_tta") else [])
+        runs = [model.predict_tensor(view) for view in views]
+    else:
+        runs = [model.predict(eval_dataset(faces, None, (), schema, batch_size=batch_size, flip=f), verbose=0)
+                for f in ((False, True) if flip else (False,))]
     return {key: np.mean([run[key] for run in runs], axis=0) for key in ("gender", "age_group", "age")}

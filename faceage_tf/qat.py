@@ -54,9 +54,8 @@ class FloatConfig(OutputQuantizeConfig):
 
 def _float_layers(model) -> set[str]:
     """Names of the layers that QAT leaves in float (see the module docstring)."""
-    return {layer.name for layer in model.layers
-            if layer.name.removeprefix("attentional_").removeprefix("residual_") in models.HEAD_LAYERS
-            or isinstance(layer, keras.layers.Average)}
+    heads = {prefix + name for prefix in models.head_prefixes(model) for name in models.HEAD_LAYERS}
+    return {layer.name for layer in model.layers if layer.name in heads or isinstance(layer, keras.layers.Average)}
 
 
 def quantize_scope():

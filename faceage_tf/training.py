@@ -1,95 +1,132 @@
 """Training with `model.fit`: config, losses, callbacks, resumable and distributed runs.
 
-A run directory holds everything needed to reproduce or continue a run:
-`config.json`, `manifest.json` (the split), `data_report.json` (faces left out and why),
-`history.csv`, `tensorboard/`, `backup/` (epoch-end state for `--resume`), `best_weights.h5`
-(best validation loss), `final_weights.h5` (after the last epoch) and `metrics.json`.
+A run directory holds everything needed to reproduce or continue a run: `CONFIG` (every option,
+the schema included), `manifest.json` (the split), `data_report.json` (faces left out and why),
+`history.csv`, `tensorboard/`, `backup/` (epoch-end state for `--resume`), `BEST_WEIGHTS` (best
+validation loss), `FINAL_WEIGHTS` (after the last epoch) and `metrics.json`.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
 import os
 import random
+import re
 import tempfile
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from faceage_tf import datasets, models, pipeline
+from faceage_tf import datasets, files, models, pipeline
 from faceage_tf.keras import keras, tf
 from faceage_tf.schema import Schema
 
 
 BEST_WEIGHTS = "best_weights.h5"
 FINAL_WEIGHTS = "final_weights.h5"
+CONFIG = "config.json"
+DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
+# The values some options take (callables: the registries can grow).
+CHOICES = {"architecture": models.architectures, "dataset": lambda: sorted(datasets.LOADERS),
+           "distribute": lambda: DISTRIBUTE}
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Every option of a training run; saved as `config.json` in the run directory."""
+    """Every option of a training run; saved as `config.json` in the run directory, the schema
+    included, so that everything that loads the run (fine-tune, QAT, evaluation, export) uses the
+    schema it was trained with. A run with `init_from` inherits `INHERITED` from its parent.
+    train.py makes one flag of each option, with this help text and the choices of `CHOICES`.
 
-    architecture: str = "ensemble"  # attentional | residual | ensemble
-    dataset: str = "utkface"  # utkface | adience | csv
+    Args:
+        architecture: a registered network, or the ensemble of --members.
+        members: the ensemble's networks, in order.
+        network_options: per network, the options that differ from its defaults (flags --NETWORK-OPTION).
+        gender_input: feed the predicted gender to the age branch (the paper's design).
+        schema: labels, age groups, input size, normalisation, face crops (a flag per plain field).
+        dataset: kind of the data set.
+        data: the data set's folder (a CSV file for --dataset csv).
+        epochs: epochs to train.
+        batch_size: faces per training step.
+        learning_rate: peak learning rate (AdamW, warm-up, then cosine decay).
+        weight_decay: AdamW weight decay (not on batch-norm and bias weights).
+        warmup_epochs: epochs of linear learning-rate warm-up.
+        label_smoothing: label smoothing of the gender and age-group losses.
+        age_sigma: years; width of the Gaussian target over ages.
+        age_balance: age-group loss weights (mean/count)**p: 0 none, 0.5 sqrt, 1 inverse.
+        gender_loss_weight, age_group_loss_weight, age_dist_loss_weight: weights of each head's losses.
+        val_fraction, test_fraction: fractions of the faces for validation and for the test split.
+        test_fold: Adience: the fold held out for testing.
+        seed: seed of the split, the initial weights, the order of faces and their augmentation.
+        limit: use only this many faces, drawn at random (0: all): quick runs and tests.
+        early_stopping: stop after this many epochs without a better validation loss (0: off).
+        distribute: none, mirrored (the devices of one machine), multiworker (the machines of
+            TF_CONFIG) or auto (multiworker when TF_CONFIG is set).
+        cache: keep the decoded faces on disk in the run directory.
+        init_from: a finished run: start from its best weights; keep its split, model and schema.
+        qat: quantisation-aware training (fine-tunes the float run given by --init-from).
+    """
+
+    architecture: str = models.ENSEMBLE
+    members: Sequence[str] = models.DEFAULT_MEMBERS
+    network_options: dict = dataclasses.field(default_factory=dict)
+    gender_input: bool = True
+    schema: Schema = dataclasses.field(default_factory=Schema)
+    # The data and its split
+    dataset: str = "utkface"
     data: str = "../shared/data/utkface"
-    input_size: int = 64
-    age_groups: str = "fairface9"
-    gender_input: bool = True  # feed predicted gender to the age branch (the paper's design)
-    attention_width: int = 32
-    residual_widths: Sequence[int] = (32, 64, 128, 256)
-    residual_blocks: Sequence[int] = (2, 2, 2, 2)
+    limit: int = 0  # 0: all faces
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    test_fold: int = 0
+    seed: int = 0  # of the split, initial weights, order and augmentation
+    # Optimisation
     epochs: int = 12
     batch_size: int = 64
-    learning_rate: float = 2e-3
+    learning_rate: float = 2e-3  # peak, after the warm-up
     weight_decay: float = 5e-5
     warmup_epochs: float = 1.0
+    early_stopping: int = 0  # 0: off
+    # Losses
     label_smoothing: float = 0.1
-    age_sigma: float = 2.5  # years; width of the Gaussian target over ages
-    age_balance: float = 0.5  # age-group loss weights (mean/count)**p: 0 none, 0.5 sqrt, 1 inverse
+    age_sigma: float = 2.5  # years
+    age_balance: float = 0.5
     gender_loss_weight: float = 1.0
     age_group_loss_weight: float = 1.0
     age_dist_loss_weight: float = 1.0
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    test_fold: int = 0  # Adience: the fold held out for testing
-    seed: int = 0
-    limit: int = 0  # use only this many faces (0 = all): quick runs and tests
-    early_stopping: int = 0  # patience in epochs (0 = off)
-    distribute: str = "auto"  # none | mirrored | multiworker | auto (multiworker when TF_CONFIG is set)
-    cache: bool = True  # keep decoded faces on disk in the run directory
-    init_from: str = ""  # a finished run directory: start from its best weights and reuse its split
-    qat: bool = False  # quantisation-aware training (fine-tune a float run given by init_from)
+    # How it runs
+    distribute: str = "auto"  # one of DISTRIBUTE
+    cache: bool = True
+    init_from: str = ""
+    qat: bool = False
 
     def __post_init__(self):
-        if self.architecture not in models.BUILDERS:
-            raise ValueError(f"architecture must be one of {sorted(models.BUILDERS)}. Received: {self.architecture!r}")
-        if self.distribute not in ("auto", "none", "mirrored", "multiworker"):
-            raise ValueError(f"distribute must be auto, none, mirrored or multiworker. Received: {self.distribute!r}")
+        if self.architecture not in models.architectures():
+            raise ValueError(f"architecture must be one of {models.architectures()}. Received: {self.architecture!r}")
+        if self.distribute not in DISTRIBUTE:
+            raise ValueError(f"distribute must be one of {DISTRIBUTE}. Received: {self.distribute!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be positive. Received: {self.epochs=}, {self.batch_size=}")
-        self.residual_widths = tuple(self.residual_widths)
-        self.residual_blocks = tuple(self.residual_blocks)
-        self.schema()  # validates input_size and age groups
+        if isinstance(self.schema, Mapping):
+            self.schema = Schema.from_dict(self.schema)
+        self.members = tuple(self.members) if self.architecture == models.ENSEMBLE else (self.architecture,)
+        strangers = sorted(set(self.network_options) - set(self.members))
+        if strangers:
+            raise ValueError(f"network_options name network(s) {strangers} that the model does not use "
+                             f"(its networks: {list(self.members)})")
+        # Every option of every network, so that the run does not depend on the code's defaults.
+        self.network_options = {m: models.network_options(m, self.network_options.get(m)) for m in self.members}
         if self.qat and not self.init_from:
             raise ValueError("qat fine-tunes a trained float model: set init_from to its run directory")
-
-    def schema(self) -> Schema:
-        return Schema(input_size=self.input_size, age_group_preset=self.age_groups)
-
-    def model_kwargs(self) -> dict[str, Any]:
-        kwargs = {"gender_input": self.gender_input}
-        if self.architecture in ("attentional", "ensemble"):
-            kwargs["width"] = self.attention_width
-        if self.architecture in ("residual", "ensemble"):
-            kwargs.update(widths=self.residual_widths, blocks=self.residual_blocks)
-        return kwargs
 
     def build_model(self, *, load_init: bool = True):
         """The model of this config, with `init_from`'s weights (unless `load_init` is False);
         for `qat`, its quantisation-aware copy."""
-        model = models.build_model(self.architecture, self.schema(), **self.model_kwargs())
+        model = models.build_model(self.architecture, self.schema, members=self.members,
+                                   gender_input=self.gender_input, options=self.network_options)
         if self.init_from and load_init:
             models.training_model(model).load_weights(os.path.join(self.init_from, BEST_WEIGHTS))
         if self.qat:
@@ -99,13 +136,12 @@ class TrainConfig:
         return model
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["residual_widths"] = list(self.residual_widths)
-        data["residual_blocks"] = list(self.residual_blocks)
-        return data
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["schema"] = self.schema.to_dict()
+        return json.loads(json.dumps(data))  # tuples become lists, as in config.json
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - fields)
         if unknown:
@@ -116,6 +152,151 @@ class TrainConfig:
     def from_file(cls, path: str) -> "TrainConfig":
         with open(path) as f:
             return cls.from_dict(json.load(f))
+
+    @classmethod
+    def resolve(cls, options: Mapping[str, Any]) -> "TrainConfig":
+        """The config of `options` (a config file's keys, then flags; `schema` may hold only some
+        of its fields). With `init_from`, the model and schema are the parent run's (`INHERITED`),
+        and an option that asks for another value is refused, naming both values."""
+        options = dict(options)
+        if options.get("init_from"):
+            parent = load_config(options["init_from"])
+            refuse_differences(parent, options, options["init_from"])
+            options.update({key: getattr(parent, key) for key in INHERITED})
+        return cls.from_dict(options)
+
+
+INHERITED = ("architecture", "members", "network_options", "gender_input", "schema", "dataset", "data")  # from init_from
+
+
+def load_config(run_dir: str) -> TrainConfig:
+    """The config of the run in `run_dir` (its model, schema and options)."""
+    path = os.path.join(run_dir, CONFIG)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{run_dir}: not a training run (no {CONFIG})")
+    return TrainConfig.from_file(path)
+
+
+def _differences(parent: TrainConfig, options: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(name, parent's value, asked value) for each inherited option in `options` that differs."""
+    found = []
+    for key in INHERITED:
+        if key not in options:
+            continue
+        asked = options[key]
+        if key == "schema":
+            asked = asked.to_dict() if isinstance(asked, Schema) else asked
+            full, mine = Schema.from_dict(asked).to_dict(), parent.schema.to_dict()
+            found += [(f"schema.{k}", mine.get(k), full[k]) for k in asked if k in full and full[k] != mine.get(k)]
+        elif key == "network_options":
+            for name, given in asked.items():
+                mine, full = parent.network_options.get(name, {}), models.network_options(name, given)
+                found += [(f"network_options.{name}.{k}", mine.get(k), full[k]) for k in given
+                          if mine.get(k) != full[k]]
+        elif key == "members":
+            if tuple(asked) != parent.members and parent.architecture == models.ENSEMBLE:
+                found.append((key, list(parent.members), list(asked)))
+        elif asked != getattr(parent, key):
+            found.append((key, getattr(parent, key), asked))
+    return found
+
+
+def refuse_differences(parent: TrainConfig, options: Mapping[str, Any], parent_dir: str) -> None:
+    """Raises ValueError if `options` ask for another model or schema than the parent run's."""
+    found = _differences(parent, options)
+    if found:
+        listed = "; ".join(f"{name} is {json.dumps(mine)} in {parent_dir} but {json.dumps(asked)} here"
+                           for name, mine, asked in found)  # values as config.json writes them
+        raise ValueError(f"a run started from --init-from {parent_dir} keeps that run's model and schema: {listed}. "
+                         "Leave these options out to inherit them.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Command-line flags, made from the config's fields, the schema's plain fields and each network's options
+
+FLAG_ALIASES = {"schema.age_group_preset": ["--age-groups"]}
+
+
+def _documented_args(doc: str) -> dict[str, str]:
+    """`name: text` entries of a docstring's Args section (`a, b: text` documents both)."""
+    found, names = {}, []
+    for line in (doc or "").split("Args:", 1)[-1].splitlines():
+        match = re.match(r"^\s{4,8}([a-z_]+(?:, [a-z_]+)*): (.*)$", line)
+        if match:
+            names = match.group(1).split(", ")
+            found.update({n: match.group(2) for n in names})
+        elif line.strip() and names and not line.strip().endswith(":"):
+            found.update({n: found[n] + " " + line.strip() for n in names})
+        else:
+            names = []
+    return found
+
+
+def _flag_parser(default):
+    if isinstance(default, bool):
+        def parse_bool(text):
+            if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+            return text.lower() in ("1", "true", "yes")
+        return parse_bool, "BOOL"
+    if isinstance(default, (tuple, list)):
+        item = type(default[0]) if default else str
+        return (lambda text: [item(v) for v in text.split(",")]), "A,B,..."
+    return type(default), None
+
+
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value) if value != "" else "none"
+
+
+def config_flags() -> list[dict]:
+    """Every config flag: `dest` (a config key; `schema.X`, `network_options.NET.X` for nested
+    ones), its default, help text and choices, taken from where each option is defined."""
+    flags = []
+    docs = _documented_args(TrainConfig.__doc__)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("schema", "network_options"):
+            continue
+        inherited = " (with --init-from: the parent run's)" if f.name in INHERITED else ""
+        flags.append(dict(dest=f.name, default=f.default, help=docs[f.name].rstrip(".") + inherited,
+                          choices=list(CHOICES[f.name]()) if f.name in CHOICES else None))
+    docs = _documented_args(Schema.__doc__)
+    for f in dataclasses.fields(Schema):
+        if isinstance(f.default, (int, float, str)):
+            flags.append(dict(dest=f"schema.{f.name}", default=f.default, choices=None,
+                              help=docs.get(f.name, f"schema field {f.name}").rstrip(".") + " (with --init-from: the parent run's)"))
+    for name, network in models.NETWORKS.items():
+        for key, default in network.defaults.items():
+            flags.append(dict(dest=f"network_options.{name}.{key}", default=default, choices=None,
+                              help=f"option {key!r} of the {name} network"))
+    return flags
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Adds `config_flags` to `parser`; a flag left out is None (the config file's value stands)."""
+    group = parser.add_argument_group("training options (config keys; a flag overrides the --config file)")
+    for flag in config_flags():
+        name = flag["dest"].removeprefix("schema.").removeprefix("network_options.").replace(".", "_")
+        parse, metavar = _flag_parser(flag["default"])
+        metavar = metavar or name.upper()
+        group.add_argument("--" + name.replace("_", "-"), *FLAG_ALIASES.get(flag["dest"], []), dest=flag["dest"],
+                           type=parse, metavar=metavar, choices=flag["choices"], default=None,
+                           help=f"{flag['help']} (default: {_show(flag['default'])})".replace("%", "%%"))
+
+
+def options_from_flags(args: argparse.Namespace, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`options` (a config file's keys) updated by the flags given in `args`, nested as in config.json."""
+    options = json.loads(json.dumps(options or {}))
+    for flag in config_flags():
+        value = getattr(args, flag["dest"], None)
+        if value is None:
+            continue
+        *path, key = flag["dest"].split(".")
+        target = options
+        for part in path:
+            target = target.setdefault(part, {})
+        target[key] = value
+    return options
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,7 +329,7 @@ def gaussian_age_crossentropy(num_ages: int, sigma: float):
 
 def compile_for_training(model, config: TrainConfig, steps_per_epoch: int):
     """The training view of `model` (see `models.training_model`), compiled."""
-    schema = config.schema()
+    schema = config.schema
     train_model = models.training_model(model)
     losses, weights = {}, {}
     for prefix in models.head_prefixes(model):
@@ -256,10 +437,10 @@ def prepare_splits(config: TrainConfig, run_dir: str, is_chief: bool = True) -> 
     if config.dataset == "adience":
         splits = datasets.split_by_fold(records, config.test_fold)
     else:
-        splits = datasets.split_by_content(records, config.schema(), val_fraction=config.val_fraction,
+        splits = datasets.split_by_content(records, config.schema, val_fraction=config.val_fraction,
                                            test_fraction=config.test_fraction, seed=config.seed)
     if is_chief:
-        datasets.atomic_write_text(os.path.join(run_dir, "data_report.json"), json.dumps(report.to_dict(), indent=1))
+        files.atomic_write_text(os.path.join(run_dir, "data_report.json"), json.dumps(report.to_dict(), indent=1))
         datasets.write_manifest(manifest, splits, dataset=config.dataset, data=config.data, seed=config.seed)
     return splits
 
@@ -273,16 +454,18 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, verbose: i
     strategy, is_chief = make_strategy(config.distribute)
     os.makedirs(run_dir, exist_ok=True)
     backup_dir = os.path.join(run_dir, "backup")
-    config_path = os.path.join(run_dir, "config.json")
+    config_path = os.path.join(run_dir, CONFIG)
     if os.path.isdir(backup_dir) and os.listdir(backup_dir) and not resume:
         raise FileExistsError(f"{run_dir} holds an interrupted run: pass --resume to continue it, or choose another --out.")
     if resume and os.path.exists(config_path):
         config = TrainConfig.from_file(config_path)  # a resumed run keeps its own options
-    elif is_chief:
-        datasets.atomic_write_text(config_path, json.dumps(config.to_dict(), indent=2))
+    if config.init_from:
+        refuse_differences(load_config(config.init_from), config.to_dict(), config.init_from)
+    if is_chief and not (resume and os.path.exists(config_path)):
+        files.atomic_write_text(config_path, json.dumps(config.to_dict(), indent=2))
 
     keras.utils.set_random_seed(config.seed)
-    schema = config.schema()
+    schema = config.schema
     splits = prepare_splits(config, run_dir, is_chief)
     cache = os.path.join(run_dir, "cache") if config.cache and is_chief else ""
     if cache:
@@ -340,7 +523,7 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, verbose: i
     save_weights(train_model, os.path.join(run_dir, FINAL_WEIGHTS), is_chief)
     if is_chief:
         final = {k: float(v[-1]) for k, v in history.history.items()}
-        datasets.atomic_write_text(os.path.join(run_dir, "metrics.json"), json.dumps(final, indent=2))
+        files.atomic_write_text(os.path.join(run_dir, "metrics.json"), json.dumps(final, indent=2))
     return model, history.history
 
 
@@ -353,8 +536,9 @@ def weights_digest(model) -> str:
 
 
 def load_run(run_dir: str, weights: str = BEST_WEIGHTS):
-    """(model, config) of a finished run: the model rebuilt from its config, with its best weights."""
-    config = TrainConfig.from_file(os.path.join(run_dir, "config.json"))
+    """(model, config) of a finished run: the model rebuilt from its config (its schema
+    included), with its best weights."""
+    config = load_config(run_dir)
     model = config.build_model(load_init=False)
     path = os.path.join(run_dir, weights)
     if not os.path.exists(path):

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from faceage_tf import datasets, evaluation, models, pipeline, preprocess
+from faceage_tf import datasets, evaluation, files, models, pipeline, preprocess
 from faceage_tf.training import load_run
 
 
@@ -37,7 +37,7 @@ def main(argv=None):
         model, config = load_run(args.run)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"evaluate.py: error: {e}")
-    schema = config.schema()
+    schema = config.schema
     records = datasets.read_manifest(os.path.join(args.run, "manifest.json"))[args.split]
     faces = pipeline.decode_faces(records, schema)
     flip = not args.no_flip
@@ -53,12 +53,9 @@ def main(argv=None):
     for path in args.tflite:
         from faceage_tf.runtime import FaceAgePredictor
 
-        predictor = FaceAgePredictor(path)
-        images = pipeline.normalize(faces, schema).numpy()
-        mirror = flip and not predictor.card.get("flip_tta")  # a model with flip built in needs no second pass
-        runs = [predictor.predict_tensor(images)] + ([predictor.predict_tensor(images[:, :, ::-1])] if mirror else [])
         name = os.path.basename(path)
-        results[name] = evaluation.evaluate(evaluation.average_predictions(*runs), records, schema)
+        predictions = pipeline.predict(FaceAgePredictor(path), faces, schema, flip=flip)
+        results[name] = evaluation.evaluate(predictions, records, schema)
         evaluation.write_report(results[name], schema, os.path.join(out, name), f"{name} on {args.split}")
 
     if args.attention and models.has_attention(model):
@@ -77,8 +74,8 @@ def main(argv=None):
 
     summary = f"# {args.split} split of {args.run} ({len(records)} faces, flip TTA: {flip})\n\n"
     summary += evaluation.markdown_table(results) + "\n"
-    datasets.atomic_write_text(os.path.join(out, "summary.md"), summary)
-    datasets.atomic_write_text(os.path.join(out, "summary.json"),
+    files.atomic_write_text(os.path.join(out, "summary.md"), summary)
+    files.atomic_write_text(os.path.join(out, "summary.json"),
                                json.dumps({k: {m: v[m] for m in v if not isinstance(v[m], dict)}
                                            for k, v in results.items()}, indent=2))
     print(summary)

@@ -10,13 +10,13 @@ import time
 import numpy as np
 import pytest
 
-from faceage_tf import datasets, export, modelcard, models, pipeline, qat
+from faceage_tf import datasets, export, files, modelcard, models, pipeline, qat
 from faceage_tf.keras import keras, tf
 from faceage_tf.schema import Schema
-from faceage_tf.training import TrainConfig, load_run, train
+from faceage_tf.training import TrainConfig, load_config, load_run, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SMALL = {"width": 8, "widths": (8, 16, 32, 64), "blocks": (1, 1, 1, 1)}
+SMALL = {"attentional": {"width": 8}, "residual": {"widths": (8, 16, 32, 64), "blocks": (1, 1, 1, 1)}}
 
 
 def _interpreter(model_bytes):
@@ -29,18 +29,20 @@ def _interpreter(model_bytes):
 def trained_runs(utkface_dir, tmp_path_factory):
     """A small residual net trained on 1,000 real faces, then fine-tuned with QAT."""
     base = tmp_path_factory.mktemp("runs")
-    small = dict(architecture="residual", data=utkface_dir, input_size=32, residual_widths=(16, 32, 64, 128),
-                 residual_blocks=(1, 1, 1, 1), batch_size=32, limit=1000, cache=False)
+    common = dict(data=utkface_dir, batch_size=32, limit=1000, cache=False)
     float_run, qat_run = str(base / "float"), str(base / "qat")
-    train(TrainConfig(epochs=3, **small), float_run, verbose=0)
-    train(TrainConfig(epochs=1, learning_rate=2e-4, warmup_epochs=0, init_from=float_run, qat=True, **small),
-          qat_run, verbose=0)
+    # A normalisation of its own: the export must take the run's schema, not the code's defaults.
+    train(TrainConfig(architecture="residual", schema={"input_size": 32, "mean": 120.0, "std": 64.0}, epochs=3, **common,
+                      network_options={"residual": {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1)}}),
+          float_run, verbose=0)
+    train(TrainConfig.resolve(dict(epochs=1, learning_rate=2e-4, warmup_epochs=0, init_from=float_run, qat=True,
+                                   **common)), qat_run, verbose=0)
     return float_run, qat_run
 
 
 def test_qat_trained_model_converts_to_int8_and_matches_keras(trained_runs):
     qat_model, config = load_run(trained_runs[1])
-    schema = config.schema()
+    schema = config.schema
     model_bytes = export.convert(qat_model, schema, "int8-qat")
     ops = export.check_builtin_only(model_bytes)
     assert "CONV_2D" in ops and "QUANTIZE" in ops
@@ -66,8 +68,7 @@ def _assert_close(got, want):
 @pytest.mark.parametrize("architecture", ["attentional", "ensemble"])
 def test_qat_attentional_and_ensemble_convert_with_int8_convs(architecture):
     schema = Schema(input_size=32)
-    kwargs = {k: v for k, v in SMALL.items() if architecture == "ensemble" or k == "width"}
-    model = models.build_model(architecture, schema, **kwargs)
+    model = models.build_model(architecture, schema, options=SMALL)
     qat_model = qat.quantize(model)
     assert sorted(qat_model(np.zeros((1, 32, 32, 3), np.float32))) == ["age", "age_group", "gender"]
     images = np.random.RandomState(0).uniform(-1, 1, (16, 32, 32, 3)).astype(np.float32)
@@ -85,10 +86,10 @@ def test_qat_attentional_and_ensemble_convert_with_int8_convs(architecture):
 
 def test_model_card_round_trips_and_hash_is_verified(tmp_path):
     schema = Schema(input_size=32)
-    model = models.build_model("residual", schema, **{k: SMALL[k] for k in ("widths", "blocks")})
+    model = models.build_model("residual", schema, options=SMALL)
     path = str(tmp_path / "m.tflite")
     card = export.export_keras(model, schema, path, architecture="residual", variant="float32",
-                               metrics={"test": {"gender_accuracy": 0.5}}, licence=export.LICENCE)
+                               metrics={"test": {"gender_accuracy": 0.5}}, licence="CC0")
     data = open(path, "rb").read()
     read = modelcard.verify(data, path)
     assert read == card
@@ -121,7 +122,7 @@ class Rotate(keras.layers.Layer):
 def test_flex_op_is_refused_naming_the_op():
     schema = Schema(input_size=32)
     inputs = keras.Input((32, 32, 3), name="image")
-    base = models.build_model("residual", schema, **{k: SMALL[k] for k in ("widths", "blocks")})
+    base = models.build_model("residual", schema, options=SMALL)
     model = keras.Model(inputs, base(Rotate()(inputs)))
     with pytest.raises(export.ExportError, match="ImageProjectiveTransformV3"):
         export.convert(model, schema, "float32")
@@ -160,7 +161,7 @@ def test_interrupted_export_leaves_no_partial_file(tmp_path):
         if os.path.exists(target):
             modelcard.verify(open(target, "rb").read(), target)  # whole and consistent
         leftovers = [n for n in os.listdir(out) if n.startswith(".")]
-        removed = export.remove_stale_temporaries(str(out))
+        removed = files.remove_stale_temporaries(str(out))
         assert sorted(removed) == sorted(leftovers)
         assert all(not n.startswith(".") for n in os.listdir(out))
 
@@ -194,3 +195,20 @@ def test_export_script_reports_parity_and_publishes_only_within_limits(trained_r
         assert result.returncode == 0, result.stderr[-2000:]
         card = modelcard.verify(open(publish, "rb").read(), publish)
         assert card["variant"] == "int8-qat" and "test" in card["metrics"]
+
+
+def test_one_line_export_writes_what_the_run_supports_with_the_runs_schema(trained_runs, tmp_path):
+    out = str(tmp_path / "exports")
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "export", "export_tflite.py"), "--run",
+                             trained_runs[0], "--out", out], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "skipped int8-qat: needs a QAT run" in result.stdout and "--qat-run" in result.stdout
+    assert "refusing" not in result.stdout + result.stderr
+    report = json.load(open(os.path.join(out, "parity.json")))
+    assert set(report["variants"]) == set(export.VARIANTS) - {"int8-qat"}
+    run_schema = load_config(trained_runs[0]).schema.to_dict()
+    for variant in report["variants"]:
+        path = os.path.join(out, f"faceage-{variant}.tflite")
+        card = modelcard.verify(open(path, "rb").read(), path)
+        assert card["schema"] == run_schema and card["schema"]["mean"] == 120.0
+        assert "non-commercial" in card["licence"]  # from configs/default_card.json

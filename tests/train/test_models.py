@@ -8,22 +8,23 @@ from faceage_tf.keras import keras, tf
 from faceage_tf.layers import BilinearSampler, custom_objects
 from faceage_tf.schema import Schema
 
-SMALL = {  # small widths keep the tests fast; the defaults are tested at 64 px
-    "attentional": {"width": 8},
-    "residual": {"widths": (8, 16, 32, 64), "blocks": (1, 1, 1, 1)},
-    "ensemble": {"width": 8, "widths": (8, 16, 32, 64), "blocks": (1, 1, 1, 1)},
-}
+# Small widths keep the tests fast; the defaults are tested at 64 px.
+SMALL_OPTIONS = {"attentional": {"width": 8}, "residual": {"widths": (8, 16, 32, 64), "blocks": (1, 1, 1, 1)}}
+
+
+def _small(architecture, schema, **kwargs):
+    return models.build_model(architecture, schema, options=SMALL_OPTIONS, **kwargs)
 
 
 def _images(n, size, seed=0):
     return np.random.RandomState(seed).uniform(-1, 1, (n, size, size, 3)).astype(np.float32)
 
 
-@pytest.mark.parametrize("architecture", sorted(models.BUILDERS))
+@pytest.mark.parametrize("architecture", models.architectures())
 @pytest.mark.parametrize("size", [32, 48, 96])
 def test_outputs_are_named_shaped_and_normalised(architecture, size):
     schema = Schema(input_size=size)
-    model = models.build_model(architecture, schema, **SMALL[architecture])
+    model = _small(architecture, schema)
     outputs = model(_images(3, size))
     assert sorted(outputs) == sorted(models.OUTPUTS)
     assert outputs["gender"].shape == (3, 2)
@@ -38,7 +39,7 @@ def test_outputs_are_named_shaped_and_normalised(architecture, size):
 
 def test_default_models_at_64px_and_adience_groups():
     schema = Schema(age_group_preset="adience8")
-    for architecture in models.BUILDERS:
+    for architecture in models.architectures():
         outputs = models.build_model(architecture, schema)(_images(2, 64))
         assert outputs["age_group"].shape == (2, 8)
 
@@ -60,18 +61,18 @@ def test_sampler_shift_moves_the_image():
 
 
 def test_spatial_transformer_starts_as_identity():
-    model = models.build_model("attentional", Schema(), **SMALL["attentional"])
+    model = _small("attentional", Schema())
     images = _images(2, 64)
     warped = models.attention_model(model)(images)["warped"].numpy()
     assert np.abs(warped - images).max() < 1e-5
 
 
-@pytest.mark.parametrize("architecture", sorted(models.BUILDERS))
+@pytest.mark.parametrize("architecture", models.architectures())
 def test_every_weight_gets_a_gradient(architecture):
     """After one training step every trainable weight gets a gradient, the attention branch
     included (before it, the localisation net gets none: its last layer starts at zero so that
     the transform starts as the identity)."""
-    model = models.build_model(architecture, Schema(input_size=32), **SMALL[architecture])
+    model = _small(architecture, Schema(input_size=32))
     train_model = models.training_model(model)
     images = _images(8, 32)
     optimizer = keras.optimizers.SGD(0.05)
@@ -93,15 +94,15 @@ def test_every_weight_gets_a_gradient(architecture):
 
 def test_gender_input_flag_changes_the_age_branch():
     schema = Schema(input_size=32)
-    with_gender = models.build_model("residual", schema, **SMALL["residual"])
-    without = models.build_model("residual", schema, gender_input=False, **SMALL["residual"])
+    with_gender = _small("residual", schema)
+    without = _small("residual", schema, gender_input=False)
     assert with_gender.get_layer("age_hidden").input.shape[-1] == 64 + 2
     assert without.get_layer("age_hidden").input.shape[-1] == 64
 
 
-@pytest.mark.parametrize("architecture", sorted(models.BUILDERS))
+@pytest.mark.parametrize("architecture", models.architectures())
 def test_save_and_load_round_trip_is_exact(architecture, tmp_path):
-    model = models.build_model(architecture, Schema(input_size=32), **SMALL[architecture])
+    model = _small(architecture, Schema(input_size=32))
     images = _images(4, 32)
     before = model(images)
     path = str(tmp_path / "model.keras")
@@ -112,7 +113,7 @@ def test_save_and_load_round_trip_is_exact(architecture, tmp_path):
         np.testing.assert_array_equal(before[key].numpy(), after[key].numpy())
 
 
-@pytest.mark.parametrize("architecture", sorted(models.BUILDERS))
+@pytest.mark.parametrize("architecture", models.architectures())
 def test_tflite_conversion_is_builtin_only_and_matches_keras(architecture):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -130,11 +131,11 @@ def test_tflite_conversion_is_builtin_only_and_matches_keras(architecture):
 
 
 def test_member_models_share_the_ensemble_weights():
-    model = models.build_model("ensemble", Schema(input_size=32), **SMALL["ensemble"])
+    model = _small("ensemble", Schema(input_size=32))
     members = models.member_models(model)
     assert sorted(members) == ["attentional", "residual"]
     images = _images(2, 32)
-    outs = [members[m](images) for m in models.MEMBERS]
+    outs = [members[m](images) for m in models.DEFAULT_MEMBERS]
     ensemble_out = model(images)
     for key in models.OUTPUTS:
         np.testing.assert_allclose(ensemble_out[key].numpy(), (outs[0][key] + outs[1][key]).numpy() / 2, atol=1e-6)

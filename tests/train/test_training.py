@@ -58,7 +58,7 @@ def test_loss_falls_and_the_run_is_recorded(small_run):
 
 def test_checkpoint_restores_the_trained_model(small_run):
     model, config = load_run(small_run)
-    schema = config.schema()
+    schema = config.schema
     with open(os.path.join(small_run, "manifest.json")) as f:
         manifest = json.load(f)
     assert sum(len(v) for v in manifest["splits"].values()) == 1000

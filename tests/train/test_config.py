@@ -1,0 +1,85 @@
+"""Run configs: the schema travels with the run, a fine-tune inherits its parent's model and
+schema and refuses another, and train.py's flags come from the config fields."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from faceage_tf import models
+from faceage_tf.schema import Schema
+from faceage_tf.training import TrainConfig, load_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN = [sys.executable, os.path.join(ROOT, "training", "train.py")]
+
+
+@pytest.fixture
+def parent_run(tmp_path):
+    """A run folder's config: a residual net at 48 px with its own normalisation."""
+    config = TrainConfig(architecture="residual", schema={"input_size": 48, "mean": 120.0, "std": 60.0},
+                         network_options={"residual": {"blocks": [1, 1, 1, 1]}}, gender_input=False)
+    run = tmp_path / "parent"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    return str(run)
+
+
+def test_config_json_holds_the_whole_schema_and_every_network_option(parent_run):
+    with open(os.path.join(parent_run, "config.json")) as f:
+        stored = json.load(f)
+    schema = Schema.from_dict(stored["schema"])
+    assert stored["schema"] == schema.to_dict()
+    assert (schema.input_size, schema.mean, schema.std) == (48, 120.0, 60.0)
+    assert stored["network_options"] == {"residual": {"widths": [32, 64, 128, 256], "blocks": [1, 1, 1, 1]}}
+    assert load_config(parent_run).to_dict() == stored
+
+
+def test_fine_tune_and_qat_configs_inherit_model_and_schema(parent_run):
+    for name in ("default_finetune.json", "default_qat.json"):
+        with open(os.path.join(ROOT, "configs", name)) as f:
+            options = json.load(f)
+        child = TrainConfig.resolve(dict(options, init_from=parent_run))
+        parent = load_config(parent_run)
+        assert child.schema.to_dict() == parent.schema.to_dict()
+        assert (child.architecture, child.members, child.network_options, child.gender_input) == \
+               (parent.architecture, parent.members, parent.network_options, parent.gender_input)
+    # Asking again for what the parent has is fine.
+    TrainConfig.resolve({"init_from": parent_run, "schema": {"input_size": 48}, "architecture": "residual"})
+
+
+@pytest.mark.parametrize("options, named", [
+    ({"schema": {"input_size": 96}}, "schema.input_size is 48 in {run} but 96 here"),
+    ({"schema": {"mean": 127.5}}, "schema.mean is 120.0 in {run} but 127.5 here"),
+    ({"schema": {"age_group_preset": "adience8"}}, 'schema.age_group_preset is "fairface9" in {run} but "adience8"'),
+    ({"architecture": "ensemble"}, 'architecture is "residual" in {run} but "ensemble" here'),
+    ({"network_options": {"residual": {"blocks": [2, 2, 2, 2]}}}, "network_options.residual.blocks is [1, 1, 1, 1]"),
+    ({"gender_input": True}, "gender_input is false in {run} but true here"),
+])
+def test_a_different_model_or_schema_is_refused_naming_both_values(parent_run, options, named):
+    with pytest.raises(ValueError) as error:
+        TrainConfig.resolve(dict(options, init_from=parent_run))
+    assert named.format(run=parent_run) in str(error.value)
+
+
+def test_train_py_refuses_another_input_size_naming_both(parent_run, tmp_path):
+    result = subprocess.run(TRAIN + ["--init-from", parent_run, "--input-size", "96", "--out", str(tmp_path / "child")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "schema.input_size is 48" in result.stderr and "but 96 here" in result.stderr
+    assert not os.path.exists(tmp_path / "child" / "config.json")
+
+
+def test_unknown_options_and_networks_are_refused():
+    with pytest.raises(ValueError, match="Unknown config option"):
+        TrainConfig.from_dict({"input_sise": 64})
+    with pytest.raises(ValueError, match="has no option"):
+        TrainConfig(architecture="residual", network_options={"residual": {"depth": 3}})
+    with pytest.raises(ValueError, match="does not use"):
+        TrainConfig(architecture="residual", network_options={"attentional": {"width": 8}})
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        TrainConfig(architecture="vgg")
+    assert TrainConfig(architecture="residual").members == ("residual",)
+    assert TrainConfig().members == models.DEFAULT_MEMBERS
