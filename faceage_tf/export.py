@@ -23,7 +23,7 @@ from faceage_tf.keras import tf
 from faceage_tf.models import OUTPUTS
 from faceage_tf.runtime import FaceAgePredictor
 from faceage_tf.runtime.bench import face_latency, sample_face
-from faceage_tf.schema import Schema
+from faceage_tf.schema import INPUT_NAME, Schema
 
 VARIANTS = ("float32", "float16", "dynamic", "int8-qat", "int8-ptq")
 
@@ -60,7 +60,7 @@ def check_builtin_only(model_bytes: bytes) -> list[str]:
 def _serving_function(model, schema: Schema, flip: bool = False):
     """A concrete function with a dynamic batch and the stable output names; `flip` averages the
     predictions for the image and its mirror image (test-time augmentation inside the graph)."""
-    spec = tf.TensorSpec([None, schema.input_size, schema.input_size, 3], tf.float32, name="image")
+    spec = tf.TensorSpec(schema.tensor_shapes()["inputs"][INPUT_NAME], tf.float32, name=INPUT_NAME)
 
     @tf.function(input_signature=[spec])
     def serve(image):

@@ -23,9 +23,9 @@ import numpy as np
 
 from faceage_tf.keras import keras, tf
 from faceage_tf.layers import BilinearSampler, ExpectedAge
-from faceage_tf.schema import Schema
+from faceage_tf.schema import INPUT_NAME, OUTPUT_NAMES, Schema, output_key
 
-OUTPUTS = ("gender", "age_group", "age")
+OUTPUTS = OUTPUT_NAMES  # the public outputs, named by the schema
 WARP_LAYER = "attn_sampler"  # the attention: the transformed image...
 SALIENCY_LAYER = "attn_stage4_relu2"  # ...and the trunk's last activation map
 # Layer names of `multitask_head` (before any prefix).
@@ -154,7 +154,7 @@ def network_options(name: str, options: Mapping[str, Any] | None = None) -> dict
 
 
 def _inputs(schema: Schema):
-    return keras.Input((schema.input_size, schema.input_size, 3), name="image")
+    return keras.Input((schema.input_size, schema.input_size, 3), name=INPUT_NAME)
 
 
 def _head(inputs, name, schema, options, gender_input, prefix=""):
@@ -221,25 +221,24 @@ def build_model(architecture: str, schema: Schema = Schema(), *, members: Sequen
 
 
 def find_layer(model, name: str):
-    """`model.get_layer(name)`, also finding the `quant_`-prefixed wrapper of a QAT model."""
-    names = {layer.name for layer in model.layers}
-    for candidate in (name, "quant_" + name):
-        if candidate in names:
-            return model.get_layer(candidate)
+    """`model.get_layer(name)`, also finding a QAT model's wrapper of it (`output_key` strips its prefix)."""
+    for layer in model.layers:
+        if output_key(layer.name) == name:
+            return layer
     raise ValueError(f"Model {model.name!r} has no layer named {name!r}.")
 
 
 def head_prefixes(model) -> list[str]:
     """The layer-name prefixes of the multi-task heads in `model`, in layer order: '' for a
     single network, each member's name and '_' for an ensemble."""
-    names = [layer.name.removeprefix("quant_") for layer in model.layers]
+    names = [output_key(layer.name) for layer in model.layers]
     return [name.removesuffix("age_dist") for name in names if name.endswith("age_dist")]
 
 
 def training_outputs(model) -> dict:
     """Every head's `gender`, `age_group`, `age_dist` (these carry the losses) and the model's
     public `gender`, `age_group`, `age` (for metrics; for a single network the public outputs
-    are its head's). Keys are layer names without any QAT `quant_` prefix."""
+    are its head's). Keys are layer names without any QAT prefix (see `output_key`)."""
     outputs = {}
     for prefix in head_prefixes(model):
         for key in ("gender", "age_group", "age_dist"):
@@ -263,7 +262,7 @@ def member_models(model) -> dict:
 
 
 def has_attention(model) -> bool:
-    return any(layer.name.removeprefix("quant_") == WARP_LAYER for layer in model.layers)
+    return any(output_key(layer.name) == WARP_LAYER for layer in model.layers)
 
 
 def attention_model(model):
