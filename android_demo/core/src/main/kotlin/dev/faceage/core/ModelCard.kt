@@ -23,7 +23,7 @@ data class ModelCard(
     val licence: String?,
 ) {
     companion object {
-        const val FORMAT = "faceage_tf.model_card/1"
+        const val FORMAT = "faceage_tf.model_card/2" // 2: the sha256 covers the card too
         const val MIN_INPUT_SIZE = 32
 
         /**
@@ -35,7 +35,7 @@ data class ModelCard(
         fun fromTflite(data: ByteArray, name: String = "<model>", verifyHash: Boolean = false): ModelCard {
             val card = fromJson(TfliteMetadata.cardJson(data, name), name)
             if (verifyHash) {
-                val actual = TfliteMetadata.fileHash(data)
+                val actual = TfliteMetadata.fileHash(data, name)
                 if (card.sha256 != actual) {
                     throw FaceAgeException.InvalidCard(
                         "$name: file does not match its model card's sha256 (card ${card.sha256}, " +
@@ -79,7 +79,9 @@ private class CardReader(val name: String) {
 
     fun read(root: Any?): ModelCard {
         val card = root as? Map<*, *> ?: fail("is not a JSON object")
-        if (card["format"] != ModelCard.FORMAT) fail("format is ${card["format"]}, expected ${ModelCard.FORMAT}")
+        val format = card["format"] as? String
+        if (format == null || !format.startsWith("faceage_tf.model_card/")) fail("format is $format, not a faceage_tf model card")
+        if (format != ModelCard.FORMAT) fail("format is $format, expected ${ModelCard.FORMAT} (an older faceage_tf wrote it); export the model again")
         val schema = obj(card["schema"], "schema")
 
         val inputSize = int(schema["input_size"], "schema.input_size")

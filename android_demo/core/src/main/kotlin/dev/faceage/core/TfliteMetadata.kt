@@ -67,20 +67,43 @@ object TfliteMetadata {
         return String(data, region.offset, region.length, Charsets.UTF_8)
     }
 
-    /** sha256 (hex) of the file with the card's bytes zeroed: the hash the card carries. */
-    fun fileHash(data: ByteArray): String {
+    /** sha256 (hex) of the file with the card's own sha256 value zeroed: the hash the card carries. */
+    fun fileHash(data: ByteArray, name: String = "<model>"): String {
         val digest = MessageDigest.getInstance("SHA-256")
-        val region = regions(data)[CARD_NAME]
-        if (region == null) {
+        val region = regions(data, name)[CARD_NAME]
+        val value = region?.let { cardHashValue(data, it) }
+        if (region == null || value == null) {
             digest.update(data)
         } else {
+            // Card format 2: the whole file, the card included, with only the card's own sha256
+            // value (64 hex digits) replaced by zeros, so editing any field breaks the hash.
+            val body = data.copyOfRange(region.offset, region.offset + region.length)
+            val field = "\"sha256\": \"$value\"".toByteArray(Charsets.UTF_8)
+            val at = occurrences(body, field)
+            if (at.size != 1) throw FaceAgeException.InvalidCard("$name: model card holds its sha256 field ${at.size} times")
+            val zeros = "\"sha256\": \"${"0".repeat(64)}\"".toByteArray(Charsets.UTF_8)
+            zeros.copyInto(body, at[0])
             digest.update(data, 0, region.offset)
-            digest.update(ByteArray(region.length))
+            digest.update(body)
             val end = region.offset + region.length
             digest.update(data, end, data.size - end)
         }
         return digest.digest().joinToString("") { "%02x".format(it) }
     }
+
+    /** The card's `sha256` string when it is 64 characters long, else null (as Python's file_hash). */
+    private fun cardHashValue(data: ByteArray, region: Region): String? {
+        val text = String(data, region.offset, region.length, Charsets.UTF_8)
+        val card = try {
+            Json.parse(text)
+        } catch (e: IllegalArgumentException) {
+            return null
+        }
+        return ((card as? Map<*, *>)?.get("sha256") as? String)?.takeIf { it.length == 64 }
+    }
+
+    private fun occurrences(haystack: ByteArray, needle: ByteArray): List<Int> =
+        (0..haystack.size - needle.size).filter { i -> needle.indices.all { haystack[i + it] == needle[it] } }
 
     private class Reader(data: ByteArray, val name: String) {
         private val buf: ByteBuffer = ByteBuffer.wrap(data).order(ByteOrder.LITTLE_ENDIAN)

@@ -42,6 +42,18 @@ class ModelCardTest {
     }
 
     @Test
+    fun hashCoversTheCardItself() {
+        // Swap the gender labels inside the card (same length): it parses, but the hash catches it.
+        val from = "\"gender_labels\": [\"male\", \"female\"]".toByteArray()
+        val to = "\"gender_labels\": [\"female\", \"male\"]".toByteArray()
+        val at = indexOf(data, from)
+        val swapped = data.copyOf().also { to.copyInto(it, at) }
+        assertEquals(listOf("female", "male"), ModelCard.fromTflite(swapped).genderLabels)
+        assertFails<FaceAgeException.InvalidCard>("modified after export") { ModelCard.fromTflite(swapped, verifyHash = true) }
+        ModelCard.fromTflite(data, verifyHash = true) // the untouched file passes
+    }
+
+    @Test
     fun modelWithoutCard() {
         // Rename the card's metadata entry in place: a valid TFLite file with other metadata but no card.
         val name = TfliteMetadata.CARD_NAME.toByteArray()
@@ -95,7 +107,7 @@ class ModelCardTest {
             assertTrue(pattern.containsMatchIn(text), "card text lacks $from")
             return text.replaceFirst(pattern, to)
         }
-        assertFails<FaceAgeException.InvalidCard>("format") { ModelCard.fromJson(edited("faceage_tf\\.model_card/1", "other/2")) }
+        assertFails<FaceAgeException.InvalidCard>("format") { ModelCard.fromJson(edited("faceage_tf\\.model_card/2", "other/2")) }
         assertFails<FaceAgeException.InvalidCard>("schema.std") { ModelCard.fromJson(edited("\"std\": [0-9.]+", "\"std\": 0")) }
         assertFails<FaceAgeException.InvalidCard>("schema.input_size") { ModelCard.fromJson(edited("\"input_size\": [0-9]+", "\"input_size\": \"big\"")) }
         assertFails<FaceAgeException.InvalidCard>("gender_labels") { ModelCard.fromJson(edited("\"gender_labels\": \\[", "\"gender_labels\": [\"x\", ")) }
