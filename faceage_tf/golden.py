@@ -212,13 +212,19 @@ def write_detection_golden(cases, predictor: FaceAgePredictor, out_dir: str) -> 
 
 
 def write_pillow_golden(face: str, out_dir: str) -> dict:
-    """Pillow's BILINEAR resize (down, up, each axis alone) and AFFINE transform of a real face."""
+    """Pillow's BILINEAR resize (down, up, each axis alone, with and without reducing_gap) and
+    AFFINE transform of a real face."""
     image = open_image(face)
     entry = {"source": os.path.basename(face), "width": image.width, "height": image.height,
              "argb": _write(out_dir, "pillow_argb.bin", argb(np.asarray(image)), "<i4"), "resize": [], "affine": []}
-    for i, (w, h) in enumerate([(64, 64), (37, 91), (301, 257), (image.width, 50), (97, image.height)]):
-        resized = np.asarray(image.resize((w, h), Image.BILINEAR))
-        entry["resize"].append({"width": w, "height": h, "argb": _write(out_dir, f"pillow_resize{i}.bin", argb(resized), "<i4")})
+    # (width, height, reducing_gap): shrink, stretch, each axis alone; with a reducing gap, integer
+    # pre-shrinks (Image.reduce) by 2x3, 3x3 and 6x1, with blocks cut at the edges.
+    sizes = [(64, 64, None), (37, 91, None), (301, 257, None), (image.width, 50, None), (97, image.height, None),
+             (33, 29, 3.0), (21, 22, 3.0), (13, 190, 2.0)]
+    for i, (w, h, gap) in enumerate(sizes):
+        resized = np.asarray(image.resize((w, h), Image.BILINEAR, reducing_gap=gap))
+        entry["resize"].append({"width": w, "height": h, "reducing_gap": gap,
+                                "argb": _write(out_dir, f"pillow_resize{i}.bin", argb(resized), "<i4")})
     for i, (degrees, scale, side) in enumerate([(20.0, 1.3, 150), (-35.0, 0.45, 160)]):
         # output pixel -> source pixel: rotate and scale about the image centre (a bit outside it too)
         angle = np.deg2rad(degrees)

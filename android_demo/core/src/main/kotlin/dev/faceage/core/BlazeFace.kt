@@ -65,9 +65,13 @@ class Face(val box: DoubleArray, val keypoints: DoubleArray, val score: Float)
  * suppression. The interpreter itself runs in the app (LiteRT).
  */
 object BlazeFace {
+    /** A large photo is first shrunk by an integer factor (Pillow's reducing_gap), as in Python. */
+    const val REDUCING_GAP = 3.0
+
     /**
      * The detector's input (size x size x 3 floats in [-1, 1], NHWC) for an image: scaled to fit
-     * with Pillow's BILINEAR resize (aspect ratio kept), centred, black around it. [margin] adds
+     * with Pillow's BILINEAR resize with reducing gap [REDUCING_GAP] (aspect ratio kept), centred,
+     * black around it. [margin] adds
      * a black border of that fraction of the longer side on every side first, so that a face
      * filling the whole image (a tight crop) is seen with surroundings.
      *
@@ -81,7 +85,7 @@ object BlazeFace {
         val newH = max(1, Math.rint(image.height.toLong() * size / span).toInt())
         val offsetX = (size - newW) / 2
         val offsetY = (size - newH) / 2
-        val resized = Pillow.resize(image, newW, newH)
+        val resized = Pillow.resize(image, newW, newH, REDUCING_GAP)
         val black = 0f / 127.5f - 1f
         out.fill(black)
         for (y in 0 until newH) {

@@ -20,8 +20,9 @@ class RgbImage(val width: Int, val height: Int, val pixels: IntArray = IntArray(
  * Pillow's resampling (the version in faceage_tf's runtime environment, 11-13), ported from its C
  * source (`src/libImaging/Resample.c` and `Geometry.c`) operation for operation, so that a crop
  * made here equals the Python crop bit for bit given the same pixels and coefficients:
- * - [resize]: `Image.resize(size, Image.BILINEAR)` on RGB: the antialiased two-pass resize with
- *   its 22-bit fixed-point coefficients (a triangle filter widened by the scale when shrinking);
+ * - [resize]: `Image.resize(size, Image.BILINEAR, reducing_gap=...)` on RGB: the antialiased
+ *   two-pass resize with its 22-bit fixed-point coefficients (a triangle filter widened by the
+ *   scale when shrinking), after [reduce]'s integer box filter when a reducing gap is given;
  * - [affine]: `Image.transform(size, Image.AFFINE, data, resample=Image.BILINEAR)` on RGB:
  *   bilinear sampling at each output pixel's centre, black outside the source.
  */
@@ -29,26 +30,110 @@ object Pillow {
     private const val PRECISION_BITS = 32 - 8 - 2
     private const val OPAQUE = 0xFF shl 24
 
-    /** `image.resize((width, height), Image.BILINEAR)`. */
-    fun resize(image: RgbImage, width: Int, height: Int): RgbImage {
+    /**
+     * `image.resize((width, height), Image.BILINEAR, reducing_gap=reducingGap)`. With a reducing
+     * gap, a large shrink first reduces the image by integer factors (a box filter, [reduce]) as
+     * Pillow does, then resamples the rest.
+     */
+    fun resize(image: RgbImage, width: Int, height: Int, reducingGap: Double? = null): RgbImage {
         if (width <= 0 || height <= 0) throw FaceAgeException.BadInput("resize target must be positive, got ${width}x$height")
-        // ImagingResampleInner: a pass runs only when its size changes (box is the whole image).
-        var current = image
-        if (width != image.width) current = horizontal(current, Coefficients(image.width, width))
-        if (height != image.height) current = vertical(current, Coefficients(image.height, height))
-        return if (current === image) RgbImage(width, height, image.pixels.copyOf()) else current
+        if (width == image.width && height == image.height) return RgbImage(width, height, image.pixels.copyOf())
+        var source = image
+        var box = doubleArrayOf(0.0, 0.0, image.width.toDouble(), image.height.toDouble())
+        if (reducingGap != null) {
+            // Image.resize: int() truncates, "or 1" turns 0 into 1.
+            val fx = ((box[2] - box[0]) / width / reducingGap).toInt().coerceAtLeast(1)
+            val fy = ((box[3] - box[1]) / height / reducingGap).toInt().coerceAtLeast(1)
+            if (fx > 1 || fy > 1) {
+                // Image._get_safe_box: the box widened by the bilinear filter's reach (support 1 - 0.5).
+                val supportX = 0.5 * ((box[2] - box[0]) / width)
+                val supportY = 0.5 * ((box[3] - box[1]) / height)
+                val safe = intArrayOf(
+                    maxOf(0, (box[0] - supportX).toInt()),
+                    maxOf(0, (box[1] - supportY).toInt()),
+                    minOf(image.width, ceil(box[2] + supportX).toInt()),
+                    minOf(image.height, ceil(box[3] + supportY).toInt()),
+                )
+                source = reduce(image, fx, fy, safe)
+                box = doubleArrayOf((box[0] - safe[0]) / fx, (box[1] - safe[1]) / fy, (box[2] - safe[0]) / fx, (box[3] - safe[1]) / fy)
+            }
+        }
+        return resample(source, width, height, FloatArray(4) { box[it].toFloat() }) // C takes the box as floats
     }
 
+    /** _imaging.c `_resize` + ImagingResampleInner for a box (left, top, right, bottom) of [image]. */
+    private fun resample(image: RgbImage, width: Int, height: Int, box: FloatArray): RgbImage {
+        if (box[0] - box[0].toInt() == 0f && box[2] - box[0] == width.toFloat() &&
+            box[1] - box[1].toInt() == 0f && box[3] - box[1] == height.toFloat()
+        ) {
+            return crop(image, box[0].toInt(), box[1].toInt(), width, height) // whole pixels, same size
+        }
+        val needHorizontal = width != image.width || box[0] != 0f || box[2] != width.toFloat()
+        val needVertical = height != image.height || box[1] != 0f || box[3] != height.toFloat()
+        var current = image
+        if (needHorizontal) current = horizontal(current, Coefficients(image.width, box[0], box[2], width))
+        if (needVertical) current = vertical(current, Coefficients(image.height, box[1], box[3], height))
+        return if (current === image) RgbImage(image.width, image.height, image.pixels.copyOf()) else current
+    }
+
+    private fun crop(image: RgbImage, left: Int, top: Int, width: Int, height: Int): RgbImage {
+        val out = RgbImage(width, height)
+        for (y in 0 until height) image.pixels.copyInto(out.pixels, y * width, (top + y) * image.width + left, (top + y) * image.width + left + width)
+        return out
+    }
+
+    /**
+     * `image.reduce((fx, fy), box)` (Reduce.c): each output pixel is the mean of its fx x fy
+     * block of the box (blocks at the right and bottom edges are cut by the box), rounded as
+     * Pillow's fixed point does: ((n / 2 + sum) * (2^32 / (256 n), in float32)) >> 24.
+     *
+     * @param box left, top, right, bottom, whole pixels inside the image.
+     */
+    fun reduce(image: RgbImage, fx: Int, fy: Int, box: IntArray): RgbImage {
+        val boxW = box[2] - box[0]
+        val boxH = box[3] - box[1]
+        if (fx < 1 || fy < 1 || boxW <= 0 || boxH <= 0) throw FaceAgeException.BadInput("bad reduce: factor ${fx}x$fy, box ${box.toList()}")
+        val outW = (boxW + fx - 1) / fx
+        val outH = (boxH + fy - 1) / fy
+        val out = RgbImage(outW, outH)
+        for (y in 0 until outH) {
+            val y0 = box[1] + y * fy
+            val y1 = minOf(y0 + fy, box[3])
+            for (x in 0 until outW) {
+                val x0 = box[0] + x * fx
+                val x1 = minOf(x0 + fx, box[2])
+                val count = (x1 - x0) * (y1 - y0)
+                val amend = (count / 2).toLong()
+                val multiplier = (4294967296.0f / (256 * count).toFloat()).toLong() // division_UINT32, float32
+                var r = amend
+                var g = amend
+                var b = amend
+                for (yy in y0 until y1) {
+                    val row = yy * image.width
+                    for (xx in x0 until x1) {
+                        val p = image.pixels[row + xx]
+                        r += (p shr 16) and 0xFF
+                        g += (p shr 8) and 0xFF
+                        b += p and 0xFF
+                    }
+                }
+                out.pixels[y * outW + x] = OPAQUE or (level(r, multiplier) shl 16) or (level(g, multiplier) shl 8) or level(b, multiplier)
+            }
+        }
+        return out
+    }
+
+    /** (ss * multiplier) >> 24 in UINT32 arithmetic. */
+    private fun level(sum: Long, multiplier: Long) = (((sum * multiplier) and 0xFFFFFFFFL) shr 24).toInt()
+
     /** precompute_coeffs + normalize_coeffs_8bpc for the bilinear filter (support 1). */
-    private class Coefficients(inSize: Int, val outSize: Int) {
+    private class Coefficients(inSize: Int, in0: Float, in1: Float, val outSize: Int) {
         val ksize: Int
         val bounds = IntArray(outSize * 2) // first source index and count, per output index
         val weights: IntArray
 
         init {
-            val in0 = 0.0f
-            val in1 = inSize.toFloat()
-            val scale = (in1 - in0).toDouble() / outSize
+            val scale = (in1 - in0).toDouble() / outSize // float32 subtraction, as in C
             val filterScale = if (scale < 1.0) 1.0 else scale
             val support = 1.0 * filterScale
             ksize = ceil(support).toInt() * 2 + 1

@@ -59,8 +59,8 @@ class DetectionGoldenTest {
         val source = image(pillow)
         for (r in pillow["resize"] as List<*>) {
             r as Map<*, *>
-            val out = Pillow.resize(source, int(r["width"]), int(r["height"]))
-            assertEquals(0, differing(ints(r["argb"]), out.pixels), "resize to ${r["width"]}x${r["height"]}: pixels differ")
+            val out = Pillow.resize(source, int(r["width"]), int(r["height"]), r["reducing_gap"] as Double?)
+            assertEquals(0, differing(ints(r["argb"]), out.pixels), "resize to ${r["width"]}x${r["height"]} (reducing gap ${r["reducing_gap"]}): pixels differ")
         }
     }
 
