@@ -2,13 +2,12 @@
 
 from setuptools import find_packages, setup
 
-RUNTIME = ["numpy>=1.23", "Pillow>=9.1", "ai-edge-litert==2.3.0"]
+RUNTIME = ["numpy>=1.23", "Pillow>=9.1", "tqdm>=4.60", "ai-edge-litert==2.3.0"]
 TRAIN = [
     "tensorflow==2.21.0",
     "tf-keras==2.21.0",
     "tensorflow-model-optimization==0.8.1",
     "matplotlib>=3.7",
-    "tqdm>=4.60",
     "tensorboard>=2.20",
 ]
 
@@ -22,7 +21,7 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["faceage_tf", "faceage_tf.*"]),
     package_data={"faceage_tf": ["assets/*.tflite", "assets/*.json", "assets/blazeface/*"]},
-    install_requires=["numpy>=1.23", "Pillow>=9.1"],
+    install_requires=["numpy>=1.23", "Pillow>=9.1", "tqdm>=4.60"],
     extras_require={
         "runtime": RUNTIME,
         "train": TRAIN + RUNTIME,

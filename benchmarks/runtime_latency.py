@@ -42,7 +42,7 @@ def main():
     print(f"{'model':<34} {'MiB':>5} {'backend':<15} {'threads':>7} {'runtime ms':>10} {'bare ms':>8} {'ratio':>6}")
     for path in args.model or [None]:
         for threads in args.threads:
-            predictor = FaceAgePredictor(path, num_threads=threads)
+            predictor = FaceAgePredictor(path, detector="none", num_threads=threads)
             runtime = bench.face_latency(predictor, face, args.runs)["median_ms"]
             bare = bench.median_ms(bare_invoke(predictor, predictor.preprocess(face)), args.runs)["median_ms"]
             name = os.path.basename(predictor.model_path)

@@ -6,10 +6,13 @@ imported lazily, so the runtime stays light wherever LiteRT or tflite-runtime is
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 
 BACKENDS = ("ai-edge-litert", "tflite-runtime", "tf.lite")
 
@@ -35,6 +38,37 @@ interpreter.invoke()
 """
 
 INSTALL_HINT = "pip install 'faceage_tf[runtime]' (ai-edge-litert), or tflite-runtime with numpy<2"
+MAX_THREADS = 64
+# The interpreters' native code prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+# on every load; it is dropped unless FACEAGE_VERBOSE is set (`faceage --verbose` sets it).
+VERBOSE_ENV = "FACEAGE_VERBOSE"
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Holds back what native code writes to file descriptor 2 inside the block, then writes back
+    every line but the interpreters' INFO lines (all of it when FACEAGE_VERBOSE is set)."""
+    if os.environ.get(VERBOSE_ENV):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to hide
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().decode("utf-8", "replace").splitlines(True) if not line.startswith("INFO: ")]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 class BackendError(RuntimeError):
@@ -67,8 +101,9 @@ def load_interpreter(model_content: bytes, name: str, num_threads: int | None = 
     """
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}. Received: backend={backend!r}")
-    if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
-        raise ValueError(f"num_threads must be a positive integer or None. Received: num_threads={num_threads!r}")
+    if num_threads is not None and (not isinstance(num_threads, int) or not 1 <= num_threads <= MAX_THREADS):
+        raise ValueError(f"num_threads must be an integer from 1 to {MAX_THREADS}, or None. "
+                         f"Received: num_threads={num_threads!r}")
     problems = []
     for candidate in [backend] if backend else BACKENDS:
         try:
@@ -85,14 +120,21 @@ def load_interpreter(model_content: bytes, name: str, num_threads: int | None = 
                 problems.append(f"{candidate}: cannot load the model ({failure})")
                 continue
         try:
-            interpreter = interpreter_class(model_content=model_content, num_threads=num_threads)
-            interpreter.allocate_tensors()
+            with quiet_native_stderr():
+                interpreter = interpreter_class(model_content=model_content, num_threads=num_threads)
+                interpreter.allocate_tensors()
         except Exception as e:  # e.g. an op version this backend does not have
-            problems.append(f"{candidate}: cannot load the model ({e.__class__.__name__}: {str(e).strip()})")
+            problems.append(f"{candidate}: cannot load the model ({e.__class__.__name__}: {_short(str(e))})")
             continue
         return interpreter, candidate
     raise BackendError(f"{name}: no TFLite interpreter could run this model:\n  " + "\n  ".join(problems)
                        + f"\nInstall one: {INSTALL_HINT}")
+
+
+def _short(text: str, limit: int = 300) -> str:
+    """An error message cut to `limit` characters: some embed the model's bytes."""
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
 
 
 def _probe_in_child(backend: str, model_content: bytes) -> str | None:
@@ -108,4 +150,4 @@ def _probe_in_child(backend: str, model_content: bytes) -> str | None:
     lines = [line for line in child.stderr.decode("utf-8", "replace").splitlines() if line.strip() and not line.startswith("INFO:")]
     if child.returncode < 0:
         return f"a test process loading it was killed by {signal.Signals(-child.returncode).name}"
-    return "a test process loading it failed" + (f": {lines[-1].strip()}" if lines else f" (exit status {child.returncode})")
+    return "a test process loading it failed" + (f": {_short(lines[-1])}" if lines else f" (exit status {child.returncode})")

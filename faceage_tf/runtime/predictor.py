@@ -20,7 +20,7 @@ import numpy as np
 from faceage_tf import modelcard
 from faceage_tf.align import align_face
 from faceage_tf.modelcard import ModelFileError
-from faceage_tf.preprocess import ImageSource, crop, normalize, open_image, read_regular_file, resize_face
+from faceage_tf.preprocess import ImageError, ImageSource, crop, normalize, open_image, read_regular_file, resize_face
 from faceage_tf.runtime.backends import load_interpreter
 from faceage_tf.runtime.detectors import Box, Face, FaceCrop, check_faces, make_detector
 from faceage_tf.schema import OUTPUT_NAMES, output_key
@@ -45,11 +45,27 @@ class FacePrediction:
     age_group: str
     age_group_probability: float
     age: float  # expected age in years
+    age_range: tuple[float, float]  # the 80% interval of the age (see `age_interval`)
     detection_score: float | None = None
     keypoints: list[tuple[float, float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"box": list(self.box)}
+        return dataclasses.asdict(self) | {"box": list(self.box), "age_range": list(self.age_range)}
+
+
+AGE_RANGE_COVERAGE = 0.8
+
+
+def age_interval(group_probabilities: np.ndarray, schema, coverage: float = AGE_RANGE_COVERAGE) -> tuple[float, float]:
+    """The central `coverage` interval of the age, in years, from the age-group probabilities:
+    each group's probability spread evenly over its years (the last group up to `schema.max_age`),
+    cut at the (1 - coverage) / 2 and (1 + coverage) / 2 quantiles. How often the true age falls
+    inside it is measured per data set in `benchmarks/photos.py` (the README gives the figures)."""
+    edges = np.array(list(schema.age_group_edges) + [schema.max_age + 1], np.float64)
+    cumulative = np.concatenate([[0.0], np.cumsum(np.asarray(group_probabilities, np.float64))])
+    cumulative /= cumulative[-1]
+    low, high = np.interp([(1 - coverage) / 2, (1 + coverage) / 2], cumulative, edges)
+    return float(low), float(high)
 
 
 def _shape(values) -> list:
@@ -181,14 +197,29 @@ class FaceAgePredictor:
         box_crop = getattr(self.detector, "box_crop", FaceCrop())
         return resize_face(crop(picture, box_crop.expand(face.box)), size)
 
-    def predict_batch(self, crops: Sequence[ImageSource]) -> list[FacePrediction]:
-        """One prediction per face crop, run in batches (the detector is not used)."""
-        tensors, faces = [], []
-        for source in crops:
-            picture = open_image(source)
+    def predict_batch(self, crops: Sequence[ImageSource], *, errors: str = "raise") -> list:
+        """One prediction per face crop, run in batches (the detector is not used).
+
+        Args:
+            crops: files, bytes, Pillow images or uint8 arrays, each one face crop.
+            errors: "raise" (default) raises `ImageError` at the first bad crop; "return" puts the
+                `ImageError` in that crop's place and predicts the rest.
+        """
+        if errors not in ("raise", "return"):
+            raise ValueError(f"errors must be 'raise' or 'return'. Received: errors={errors!r}")
+        tensors, faces, problems = [], [], {}
+        for index, source in enumerate(crops):
+            try:
+                picture = open_image(source)
+            except ImageError as e:
+                if errors == "raise":
+                    raise
+                problems[index] = e
+                continue
             faces.append(Face((0.0, 0.0, float(picture.width), float(picture.height))))
             tensors.append(normalize(resize_face(picture, self.schema.input_size), self.schema))
-        return self._predictions(tensors, faces)
+        predictions = iter(self._predictions(tensors, faces))
+        return [problems[i] if i in problems else next(predictions) for i in range(len(faces) + len(problems))]
 
     def _predictions(self, tensors: list[np.ndarray], faces: list[Face]) -> list[FacePrediction]:
         results = []
@@ -203,6 +234,7 @@ class FaceAgePredictor:
                     age_group=self.schema.age_group_labels[group],
                     age_group_probability=float(out["age_group"][i, group]),
                     age=float(out["age"][i, 0]),
+                    age_range=age_interval(out["age_group"][i], self.schema),
                     detection_score=face.score,
                     keypoints=None if face.keypoints is None else [(float(x), float(y)) for x, y in face.keypoints],
                 ))

@@ -37,7 +37,9 @@ def test_predict_a_face_crop(predictor, faces):
     assert 0 <= face.age <= 100
     data = json.loads(json.dumps(face.to_dict()))
     assert set(data) == {"box", "gender", "gender_probability", "age_group", "age_group_probability", "age",
-                         "detection_score", "keypoints"}
+                         "age_range", "detection_score", "keypoints"}
+    low, high = face.age_range
+    assert 0 <= low < face.age < high <= 101
     assert data["detection_score"] is None and data["keypoints"] is None  # detector "none"
 
 
@@ -65,3 +67,12 @@ def test_many_crops_in_one_batch(predictor, faces):
     crops = (faces * 5)[:37]  # more than one interpreter batch (32)
     ages = [p.age for p in predictor.predict_batch(crops)]
     assert len(ages) == 37 and ages[:len(faces)] == pytest.approx(ages[len(faces):2 * len(faces)], abs=1e-4)
+
+
+def test_the_age_range_spreads_each_group_over_its_years(predictor):
+    from faceage_tf.runtime.predictor import age_interval
+    schema = predictor.schema
+    assert age_interval(np.eye(9)[3], schema) == pytest.approx((21.0, 29.0))  # all in 20-29: its middle 80%
+    assert age_interval(np.eye(9)[8], schema) == pytest.approx((73.1, 97.9))  # 70+ runs to max_age
+    low, high = age_interval(np.full(9, 1 / 9), schema)
+    assert low < 5 and high > 65
