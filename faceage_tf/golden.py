@@ -171,6 +171,7 @@ def write_detector_golden(images) -> list[dict]:
 def write_detection_golden(cases, predictor: FaceAgePredictor, out_dir: str) -> list[dict]:
     """Detector and alignment golden files for each case (see the module docstring)."""
     models = {}
+    pixels_file = {}  # image name -> its pixels' file, written once for all its passes
     schema = predictor.schema
     entries = []
     for i, (name, image, model, margin) in enumerate(cases):
@@ -186,7 +187,8 @@ def write_detection_golden(cases, predictor: FaceAgePredictor, out_dir: str) -> 
         entry = {
             "source": name, "model": model, "margin": margin,
             "width": image.width, "height": image.height,
-            "argb": _write(out_dir, stem + "_argb.bin", argb(np.asarray(image.convert("RGB"))), "<i4"),
+            "argb": pixels_file.get(name) or pixels_file.setdefault(
+                name, _write(out_dir, f"image{len(pixels_file)}_argb.bin", argb(np.asarray(image.convert("RGB"))), "<i4")),
             "input": _write(out_dir, stem + "_input.bin", tensor, "<f4"),
             "raw_boxes": _write(out_dir, stem + "_raw_boxes.bin", raw_boxes, "<f4"),
             "raw_scores": _write(out_dir, stem + "_raw_scores.bin", raw_scores, "<f4"),
