@@ -46,6 +46,7 @@ class MainActivity : ComponentActivity() {
     private val worker: ExecutorService = Executors.newSingleThreadExecutor()
     private var classifier: FaceAgeClassifier? = null // (worker)
     private var detector: FaceDetector? = null // (worker)
+    private var modelProblem = "" // (worker) why there is no classifier or detector, for the status line
     private val frames = FrameConverter() // (worker)
     private var pixels = IntArray(0) // (worker) the analysed image's pixels, reused while its size stays
 
@@ -75,13 +76,21 @@ class MainActivity : ComponentActivity() {
             pickPhoto.launch(PickVisualMediaRequest(ActivityResultContracts.PickVisualMedia.ImageOnly))
         }
         worker.execute {
+            modelProblem = getString(R.string.loading_models)
             try {
                 val model = FaceAgeClassifier(this)
+                val faces = try {
+                    FaceDetector(this)
+                } catch (e: Exception) {
+                    model.close()
+                    throw e
+                }
                 classifier = model
-                detector = FaceDetector(this)
+                detector = faces
                 showStatus("${model.card.name}: ${model.card.inputSize} px, ${model.card.ageGroupLabels.size} age groups")
             } catch (e: Exception) {
-                showError("Cannot load the model", e)
+                modelProblem = "Cannot load the models: ${e.message ?: e.javaClass.simpleName}"
+                showError("Cannot load the models", e)
             }
         }
         requestCamera.launch(Manifest.permission.CAMERA)
@@ -197,10 +206,14 @@ class MainActivity : ComponentActivity() {
             decoder.setTargetSampleSize(PhotoSize.sampleSize(info.size.width, info.size.height))
         }
 
-    /** (worker) Faces in an upright image, or null while no model is loaded (the status says why). */
+    /** (worker) Faces in an upright image, or null (the status line then says why) without models. */
     private fun analyse(image: Bitmap): List<FaceResult>? {
-        val model = classifier ?: return null
-        val faceDetector = detector ?: return null
+        val model = classifier
+        val faceDetector = detector
+        if (model == null || faceDetector == null) {
+            showStatus(modelProblem)
+            return null
+        }
         val count = image.width * image.height
         if (pixels.size != count) pixels = IntArray(count)
         image.getPixels(pixels, 0, image.width, 0, 0, image.width, image.height)
