@@ -42,22 +42,33 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([linear, shift[:, None]])
 
 
-def crop_transform(keypoints: np.ndarray, template: FaceTemplate, size: int) -> tuple[np.ndarray, int]:
+def crop_transform(keypoints: np.ndarray, template: FaceTemplate, size: int, *, zoom: float = 1.0,
+                   angle: float = 0.0) -> tuple[np.ndarray, int]:
     """The transform from image pixels to the intermediate crop's pixels, and that crop's side.
 
     The side is the face's crop side in image pixels, clipped to [size, MAX_INTERMEDIATE * size].
+    `zoom` > 1 frames the face looser (more of the photo around it), < 1 tighter; `angle` turns
+    the crop counter-clockwise by that many degrees (both about the crop's centre): for framing
+    benchmarks and for data with a margin to augment from.
     """
     points = np.asarray(keypoints, np.float64)[:len(ALIGNMENT_KEYPOINTS)]
     to_unit = similarity_transform(points, np.asarray(template.keypoints, np.float64))
+    if zoom != 1.0 or angle != 0.0:
+        theta = np.deg2rad(angle)
+        turn = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]]) / zoom
+        centre = np.array([0.5, 0.5])
+        to_unit = np.hstack([turn @ to_unit[:, :2], (turn @ (to_unit[:, 2] - centre) + centre)[:, None]])
     source_side = 1.0 / np.hypot(to_unit[0, 0], to_unit[1, 0])  # image pixels per crop side
     side = int(np.clip(round(source_side), size, MAX_INTERMEDIATE * size))
     return to_unit * side, side
 
 
-def align_face(image: Image.Image, keypoints, template: FaceTemplate, size: int) -> Image.Image:
+def align_face(image: Image.Image, keypoints, template: FaceTemplate, size: int, *, zoom: float = 1.0,
+               angle: float = 0.0) -> Image.Image:
     """The model's `size` x `size` input crop of the face whose keypoints (6 or 4, (x, y) image
-    pixels in the detector's order) are given. Parts outside the image are black."""
-    forward, side = crop_transform(keypoints, template, size)
+    pixels in the detector's order) are given. Parts outside the image are black. `zoom` and
+    `angle` as in `crop_transform` (the runtime uses neither)."""
+    forward, side = crop_transform(keypoints, template, size, zoom=zoom, angle=angle)
     matrix = np.vstack([forward, [0.0, 0.0, 1.0]])
     inverse = np.linalg.inv(matrix)[:2]  # Pillow maps output pixels back to input pixels
     crop = image.transform((side, side), Image.AFFINE, tuple(inverse.reshape(-1)), resample=Image.BILINEAR)
@@ -66,10 +77,10 @@ def align_face(image: Image.Image, keypoints, template: FaceTemplate, size: int)
     return crop
 
 
-def crop_corners(keypoints, template: FaceTemplate, size: int) -> np.ndarray:
+def crop_corners(keypoints, template: FaceTemplate, size: int, *, zoom: float = 1.0, angle: float = 0.0) -> np.ndarray:
     """The aligned crop's four corners (top-left, top-right, bottom-right, bottom-left) in image
     pixels: where the crop lies in the photo (for drawing and for measuring alignment)."""
-    forward, side = crop_transform(keypoints, template, size)
+    forward, side = crop_transform(keypoints, template, size, zoom=zoom, angle=angle)
     inverse = np.linalg.inv(np.vstack([forward, [0.0, 0.0, 1.0]]))
     corners = np.array([[0, 0, 1], [side, 0, 1], [side, side, 1], [0, side, 1]], np.float64)
     return (inverse @ corners.T).T[:, :2]
