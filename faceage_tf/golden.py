@@ -40,7 +40,7 @@ from faceage_tf import align
 from faceage_tf.preprocess import normalize, open_image, resize_face
 from faceage_tf.runtime import DEFAULT_MODEL, FaceAgePredictor, blazeface, detectors
 
-DECODED = ("gender", "gender_probability", "age_group", "age_group_probability", "age")
+DECODED = ("gender", "gender_probability", "age_group", "age_group_probability", "age", "age_range")
 
 
 def pick_faces(sources: Sequence[str], count: int) -> list[str]:

@@ -11,7 +11,10 @@ import dev.faceage.core.ViewMapping
 import kotlin.math.max
 import kotlin.math.roundToInt
 
-/** Draws each face's box, its keypoints (eyes, nose, mouth, ears) and "gender, age group (expected age)". */
+/**
+ * Draws each face's box, its keypoints (eyes, nose, mouth, ears) and
+ * "gender %, age group (expected age, 80% age range)".
+ */
 class OverlayView(context: Context, attrs: AttributeSet?) : View(context, attrs) {
     private var faces: List<FaceResult> = emptyList()
     private var labels: List<String> = emptyList()
@@ -35,7 +38,8 @@ class OverlayView(context: Context, attrs: AttributeSet?) : View(context, attrs)
         this.faces = faces
         this.labels = faces.map { face ->
             val a = face.age
-            "${a.gender} ${(a.genderProbability * 100).roundToInt()}%, ${a.ageGroup} (${a.age.roundToInt()})"
+            "${a.gender} ${(a.genderProbability * 100).roundToInt()}%, ${a.ageGroup} (${a.age.roundToInt()}, " +
+                "${a.ageRange.first.roundToInt()}-${a.ageRange.second.roundToInt()})"
         }
         this.imageWidth = imageWidth
         this.imageHeight = imageHeight

@@ -8,10 +8,17 @@ data class FaceAge(
     val ageGroupProbability: Float,
     /** Expected age in years: the model's `age` output (the mean of its age distribution). */
     val age: Float,
+    /** The central 80% interval of the age in years, from the age-group probabilities. */
+    val ageRange: Pair<Double, Double>,
 )
 
 /** Raw model outputs of one face to labels named by the model card. */
 class OutputDecoder(private val card: ModelCard) {
+    companion object {
+        /** Share of the age distribution inside the reported age range. */
+        const val AGE_RANGE_COVERAGE = 0.8
+    }
+
     /**
      * @param gender probabilities in `card.genderLabels` order.
      * @param ageGroup probabilities in `card.ageGroupLabels` order.
@@ -23,7 +30,33 @@ class OutputDecoder(private val card: ModelCard) {
         check("age", age, 1)
         val g = argmax(gender)
         val a = argmax(ageGroup)
-        return FaceAge(card.genderLabels[g], gender[g], card.ageGroupLabels[a], ageGroup[a], age[0])
+        return FaceAge(card.genderLabels[g], gender[g], card.ageGroupLabels[a], ageGroup[a], age[0], ageInterval(ageGroup))
+    }
+
+    /**
+     * `faceage_tf.runtime.predictor.age_interval`: each group's probability spread evenly over
+     * its years (the last group up to max_age), cut at the (1 - coverage) / 2 and (1 + coverage) / 2
+     * quantiles, with numpy.interp's arithmetic.
+     */
+    fun ageInterval(groupProbabilities: FloatArray, coverage: Double = AGE_RANGE_COVERAGE): Pair<Double, Double> {
+        val edges = DoubleArray(card.ageGroupEdges.size + 1) { i -> if (i < card.ageGroupEdges.size) card.ageGroupEdges[i].toDouble() else card.maxAge + 1.0 }
+        val cumulative = DoubleArray(groupProbabilities.size + 1)
+        for (i in groupProbabilities.indices) cumulative[i + 1] = cumulative[i] + groupProbabilities[i].toDouble()
+        val total = cumulative.last()
+        for (i in cumulative.indices) cumulative[i] /= total
+        return interp((1 - coverage) / 2, cumulative, edges) to interp((1 + coverage) / 2, cumulative, edges)
+    }
+
+    /** numpy.interp for one x over increasing xp (repeats allowed). */
+    private fun interp(x: Double, xp: DoubleArray, fp: DoubleArray): Double {
+        val n = xp.size
+        if (x < xp[0]) return fp[0]
+        if (x > xp[n - 1]) return fp[n - 1]
+        var j = 0
+        while (j + 1 < n && xp[j + 1] <= x) j++ // xp[j] <= x < xp[j + 1]
+        if (j == n - 1 || xp[j] == x) return fp[j]
+        val slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+        return slope * (x - xp[j]) + fp[j]
     }
 
     private fun check(name: String, values: FloatArray, size: Int) {

@@ -83,6 +83,9 @@ class GoldenTest {
             assertEquals((want["gender_probability"] as Double).toFloat(), got.genderProbability, 1e-6f, "$name gender probability")
             assertEquals((want["age_group_probability"] as Double).toFloat(), got.ageGroupProbability, 1e-6f, "$name age group probability")
             assertEquals(want["age"] as Double, got.age.toDouble(), 1e-4, "$name expected age")
+            val range = want["age_range"] as List<*>
+            assertEquals(range[0] as Double, got.ageRange.first, 1e-6, "$name age range, low end")
+            assertEquals(range[1] as Double, got.ageRange.second, 1e-6, "$name age range, high end")
         }
     }
 }
