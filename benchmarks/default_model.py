@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from faceage_tf import datasets, evaluation
+from faceage_tf.files import atomic_write_text
 from faceage_tf.runtime import FaceAgePredictor
 from faceage_tf.runtime.predictor import DEFAULT_MODEL
 from faceage_tf.schema import Schema
@@ -129,8 +130,8 @@ def main():
               "", f"Gap between the best and worst race group: gender accuracy "
                   f"{100 * ours_m['race_gap']['gender_accuracy']:.1f} points, age MAE {ours_m['race_gap']['age_mae']:.2f} years."]
     os.makedirs(args.out, exist_ok=True)
-    datasets.atomic_write_text(os.path.join(args.out, "default_model.md"), "\n".join(lines) + "\n")
-    datasets.atomic_write_text(os.path.join(args.out, "default_model.json"), json.dumps(results, indent=2))
+    atomic_write_text(os.path.join(args.out, "default_model.md"), "\n".join(lines) + "\n")
+    atomic_write_text(os.path.join(args.out, "default_model.json"), json.dumps(results, indent=2))
     print("\n".join(lines))
 
 

@@ -22,7 +22,7 @@ from PIL import Image, ImageFilter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from faceage_tf.datasets import atomic_write_text  # noqa: E402
+from faceage_tf.files import atomic_write_text  # noqa: E402
 from faceage_tf.runtime.blazeface import BlazeFace  # noqa: E402
 from faceage_tf.runtime.detectors import BlazeFaceDetector  # noqa: E402
 

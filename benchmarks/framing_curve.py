@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 from faceage_tf.align import align_face  # noqa: E402
-from faceage_tf.datasets import atomic_write_text  # noqa: E402
+from faceage_tf.files import atomic_write_text  # noqa: E402
 from faceage_tf.preprocess import normalize  # noqa: E402
 from faceage_tf.runtime import FaceAgePredictor  # noqa: E402
 from faceage_tf.runtime.detectors import BlazeFaceDetector  # noqa: E402

@@ -24,7 +24,6 @@ The peer is installed in its own environment, never as a dependency:
 """
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -37,6 +36,8 @@ from PIL import Image, ImageFilter
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from faceage_tf import datasets  # noqa: E402
+from faceage_tf.files import atomic_write_text  # noqa: E402
+from faceage_tf.prepare import load_aaf  # noqa: E402
 from faceage_tf.runtime import FaceAgePredictor  # noqa: E402
 from faceage_tf.schema import Schema  # noqa: E402
 
@@ -65,15 +66,9 @@ json.dump({"faces": out, "times": times}, sys.stdout)
 
 
 def aaf_records(limit):
-    """(path, age, gender) of usable AAF photos, evenly spaced: conflicts dropped, one per duplicate group."""
-    folder = os.path.join(DATA, "aaf")
-    seen, rows = set(), []
-    with open(os.path.join(folder, "labels.csv")) as f:
-        for row in csv.DictReader(f):
-            if row["label_conflict"] == "1" or (row["dup_group"] and row["dup_group"] in seen):
-                continue
-            seen.add(row["dup_group"])
-            rows.append((os.path.join(folder, "images", row["file"]), float(row["age"]), row["gender"]))
+    """(path, age, gender) of usable AAF photos (`prepare.load_aaf`: conflicts dropped, one per duplicate group), evenly spaced."""
+    records, _ = load_aaf(os.path.join(DATA, "aaf"))
+    rows = [(r.path, r.age, Schema().gender_labels[r.gender]) for r in records]
     return rows[::max(1, len(rows) // limit)][:limit]
 
 
@@ -212,8 +207,8 @@ def main():
         if "in_age_range" in r:
             lines.append(f"{name}, {label}: the true age lies in the 80% age range for {100 * r['in_age_range']:.1f}% of faces.")
     os.makedirs(args.out, exist_ok=True)
-    datasets.atomic_write_text(os.path.join(args.out, "photos.md"), "\n".join(lines) + "\n")
-    datasets.atomic_write_text(os.path.join(args.out, "photos.json"), json.dumps(
+    atomic_write_text(os.path.join(args.out, "photos.md"), "\n".join(lines) + "\n")
+    atomic_write_text(os.path.join(args.out, "photos.json"), json.dumps(
         {"results": [dict(data_set=k[0], model=k[1], **v) for k, v in results.items()], "timing": timing,
          "group_photo": group_result}, indent=2))
     print("\n".join(lines))
