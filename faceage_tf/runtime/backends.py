@@ -22,9 +22,11 @@ _MODULES = {
     "tf.lite": ("tensorflow", "lite.Interpreter"),
 }
 
-# Backends that can abort the whole process (SIGABRT, no Python exception) on models made by newer
-# TensorFlow: tflite-runtime 2.14 does so in allocate_tensors() on the int8 ensemble exported by
-# TF 2.21. They first load and run the model once in a child process.
+# Backends older than the TensorFlow that made the model: a kernel they lack can end the whole
+# process natively (SIGABRT, no Python exception) instead of raising. They first load and run the
+# model once in a child process, so that such a crash becomes an error message. (Measured with
+# tflite-runtime 2.14.0 and numpy 1.26: it runs the packaged int8 model on x86-64 and on emulated
+# armv7l; it refuses dynamic-range models made by TF 2.21 with an error.)
 PROBED_BACKENDS = ("tflite-runtime",)
 
 _PROBE = """
