@@ -157,27 +157,9 @@ def draw_faces(image, faces):
     return image
 
 
-def write_atomically(path: str, data: bytes) -> None:
-    """Writes `data` to a temporary file beside `path`, checks it, then renames it over `path`:
-    a failed write (disk full, file-size limit) leaves no truncated file behind."""
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if os.path.getsize(tmp) != len(data):
-            raise OSError(f"wrote {os.path.getsize(tmp)} of {len(data)} bytes")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def cmd_annotate(args) -> int:
     import io
+    from faceage_tf.files import atomic_write_bytes
     from faceage_tf.preprocess import ImageError, open_image
     from PIL import Image
     if os.path.exists(args.output) and os.path.exists(args.input) and os.path.samefile(args.input, args.output) \
@@ -200,7 +182,7 @@ def cmd_annotate(args) -> int:
     try:
         buffer = io.BytesIO()
         draw_faces(image, faces).save(buffer, format=Image.registered_extensions()[extension])
-        write_atomically(args.output, buffer.getvalue())
+        atomic_write_bytes(args.output, buffer.getvalue())  # a failed write leaves nothing behind
     except (ValueError, OSError) as e:
         print(f"faceage: error: {args.output}: cannot write the annotated image ({e})", file=sys.stderr)
         return 1
