@@ -28,3 +28,6 @@ if [ -x android_demo/run_core_tests.sh ]; then
   echo "== Android core (Kotlin/JVM) =="
   PYTHON=.venv-runtime/bin/python android_demo/run_core_tests.sh
 fi
+
+echo "== Raspberry Pi OS under emulation (arm64, armhf; FACEAGE_PI=skip skips) =="
+PYTHON=.venv-runtime/bin/python tests/pi/run_emulated.sh arm64 armhf

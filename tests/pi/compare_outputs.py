@@ -1,13 +1,13 @@
 """Compares two `faceage predict --json` outputs of the same inputs: a reference (x86) and an
 emulated Raspberry Pi run (arm64 or armhf).
 
-    python tests/pi/compare_outputs.py [--label arm64] [--age-tolerance 0.5]
-        [--probability-tolerance 0.02] [--min-iou 0.5] x86.jsonl arm.jsonl
+    python tests/pi/compare_outputs.py [--label arm64] [--age-tolerance 0.5] [--age-range-tolerance 2]
+        [--probability-tolerance 0.02] [--box-tolerance 1] [--min-iou 0.5] x86.jsonl arm.jsonl
 
 Passes (exit 0) when every input has a result in both, neither has an error, both found the
 same number of faces, faces matched by box IoU (>= --min-iou) have the same gender and age group,
-ages within --age-tolerance years and probabilities within --probability-tolerance. A label may
-differ only on a near tie that the tolerance explains (see labels_agree). Prints the largest
+ages, age ranges, probabilities and detection scores, boxes and keypoints within their
+tolerances. A label may differ only on a near tie that the tolerance explains (see labels_agree). Prints the largest
 differences either way; exit 1 with one line per problem. Needs numpy only.
 """
 
@@ -74,10 +74,12 @@ def labels_agree(label_a: str, probability_a: float, label_b: str, probability_b
 
 
 def compare(reference: dict[str, dict], other: dict[str, dict], label: str, age_tolerance: float,
-            probability_tolerance: float, min_iou: float) -> tuple[list[str], dict[str, float], int]:
+            age_range_tolerance: float, probability_tolerance: float, box_tolerance: float,
+            min_iou: float) -> tuple[list[str], dict[str, float], int]:
     """(problems, largest differences, faces compared)."""
     problems = []
-    largest = {"age": 0.0, "gender_probability": 0.0, "age_group_probability": 0.0, "box": 0.0, "keypoints": 0.0}
+    largest = dict.fromkeys(("age", "age_range", "gender_probability", "age_group_probability", "detection_score",
+                             "box", "keypoints"), 0.0)
     compared = 0
     for name in sorted(set(reference) - set(other)):
         problems.append(f"{name}: no result on {label}")
@@ -99,17 +101,26 @@ def compare(reference: dict[str, dict], other: dict[str, dict], label: str, age_
                 problems.append(f"{where}: boxes do not match (IoU {iou:.2f} < {min_iou}): x86 {a['box']}, {label} {b['box']}")
                 continue
             compared += 1
-            largest["box"] = max(largest["box"], float(np.abs(np.subtract(a["box"], b["box"])).max()))
-            if "keypoints" in a and "keypoints" in b:
-                difference = np.abs(np.subtract(a["keypoints"], b["keypoints"], dtype=float)).max()
-                largest["keypoints"] = max(largest["keypoints"], float(difference))
-            for key in ("age", "gender_probability", "age_group_probability"):
-                largest[key] = max(largest[key], abs(a[key] - b[key]))
-            if abs(a["age"] - b["age"]) > age_tolerance:
-                problems.append(f"{where}: age {a['age']:.2f} on x86, {b['age']:.2f} on {label} "
-                                f"(differ by more than {age_tolerance} years)")
+            # Fields a newer runtime may add (age_range, detection_score, keypoints) are compared when
+            # present; they are null for face crops (--detector none).
+            # The ends of the 80% age range are quantiles: where the age distribution is thin, a small
+            # change of probability moves them far, hence their own tolerance.
+            for key, tolerance, unit in (("box", box_tolerance, " px"), ("keypoints", box_tolerance, " px"),
+                                         ("age", age_tolerance, " years"), ("age_range", age_range_tolerance, " years"),
+                                         ("detection_score", probability_tolerance, "")):
+                if a.get(key) is None and b.get(key) is None:
+                    continue
+                if a.get(key) is None or b.get(key) is None:
+                    problems.append(f"{where}: {key} {a.get(key)} on x86, {b.get(key)} on {label}")
+                    continue
+                difference = float(np.abs(np.subtract(a[key], b[key], dtype=float)).max())
+                largest[key] = max(largest[key], difference)
+                if difference > tolerance:
+                    problems.append(f"{where}: {key} {a[key]} on x86, {b[key]} on {label} "
+                                    f"(differ by more than {tolerance}{unit})")
             for key in ("gender", "age_group"):
                 pa, pb = a[f"{key}_probability"], b[f"{key}_probability"]
+                largest[f"{key}_probability"] = max(largest[f"{key}_probability"], abs(pa - pb))
                 if not labels_agree(a[key], pa, b[key], pb, probability_tolerance):
                     problems.append(f"{where}: {key} {a[key]} ({pa:.4f}) on x86, {b[key]} ({pb:.4f}) on {label}")
                 elif a[key] == b[key] and abs(pa - pb) > probability_tolerance:
@@ -126,19 +137,24 @@ def main(argv=None) -> int:
     parser.add_argument("other", help="emulated output (JSON lines)")
     parser.add_argument("--label", default="arm", help="name of the second run in messages")
     parser.add_argument("--age-tolerance", type=float, default=0.5, help="years")
-    parser.add_argument("--probability-tolerance", type=float, default=0.02)
+    parser.add_argument("--age-range-tolerance", type=float, default=2.0, help="years, on each end of the 80%% range")
+    parser.add_argument("--probability-tolerance", type=float, default=0.02,
+                        help="on gender and age-group probabilities and detection scores")
+    parser.add_argument("--box-tolerance", type=float, default=1.0, help="pixels, on box corners and keypoints")
     parser.add_argument("--min-iou", type=float, default=0.5, help="boxes of the same face overlap at least this much")
     args = parser.parse_args(argv)
     reference, other = read_jsonl(args.reference), read_jsonl(args.other)
     if not reference:
         print(f"FAIL: {args.reference} has no results", file=sys.stderr)
         return 1
-    problems, largest, compared = compare(reference, other, args.label, args.age_tolerance,
-                                          args.probability_tolerance, args.min_iou)
+    problems, largest, compared = compare(reference, other, args.label, args.age_tolerance, args.age_range_tolerance,
+                                          args.probability_tolerance, args.box_tolerance, args.min_iou)
     print(f"{args.label} vs x86: {len(reference)} images, {compared} faces compared; largest differences: "
-          f"age {largest['age']:.3f} years, gender probability {largest['gender_probability']:.4f}, "
-          f"age-group probability {largest['age_group_probability']:.4f}, box {largest['box']:.1f} px"
-          + (f", keypoints {largest['keypoints']:.1f} px" if largest["keypoints"] else ""))
+          f"age {largest['age']:.3f} years, 80% age range {largest['age_range']:.3f} years, "
+          f"gender probability {largest['gender_probability']:.4f}, "
+          f"age-group probability {largest['age_group_probability']:.4f}, "
+          f"detection score {largest['detection_score']:.4f}, box {largest['box']:.2f} px, "
+          f"keypoints {largest['keypoints']:.2f} px")
     for problem in problems:
         print(f"FAIL: {problem}", file=sys.stderr)
     return 1 if problems else 0
