@@ -6,9 +6,10 @@ emulated Raspberry Pi run (arm64 or armhf).
 
 Passes (exit 0) when every input has a result in both, neither has an error, both found the
 same number of faces, faces matched by box IoU (>= --min-iou) have the same gender and age group,
-ages, age ranges, probabilities and detection scores, boxes and keypoints within their
-tolerances. A label may differ only on a near tie that the tolerance explains (see labels_agree). Prints the largest
-differences either way; exit 1 with one line per problem. Needs numpy only.
+and their ages, age ranges, probabilities, detection scores, boxes and keypoints agree within
+the tolerances. A label may differ only on a near tie that the tolerance explains (see
+labels_agree). Prints the largest differences either way; exit 1 with one line per problem.
+Needs numpy only.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def match_faces(faces_a: list[dict], faces_b: list[dict]) -> list[tuple[int, int
 def labels_agree(label_a: str, probability_a: float, label_b: str, probability_b: float,
                  tolerance: float) -> bool:
     """Same label, or a near tie the tolerance explains: the two winners' probabilities within the
-    tolerance of each other and both near 1/2 (two classes cannot both be far above 1/2)."""
+    tolerance of each other, and summing to at most 1 + tolerance (two classes of one output cannot
+    both be far above 1/2, so a flip from 0.9 to another class at 0.9 is no tie)."""
     if label_a == label_b:
         return True
     return abs(probability_a - probability_b) <= tolerance and probability_a + probability_b <= 1 + tolerance

@@ -272,6 +272,11 @@ if [ -z "$HOST_PY" ]; then
   elif [ -x /work/main/.venv-runtime/bin/python ]; then HOST_PY=/work/main/.venv-runtime/bin/python
   else HOST_PY=python3; fi
 fi
+# A relative path (PYTHON=.venv-runtime/bin/python) made absolute, its venv symlink kept.
+if [[ $HOST_PY == */* ]]; then
+  [ -x "$HOST_PY" ] || fail "PYTHON=$HOST_PY is not an executable"
+  HOST_PY=$(cd "$(dirname "$HOST_PY")" && pwd)/$(basename "$HOST_PY")
+fi
 
 say "running faceage predict on $(find "$WORK/inputs" -name '*.jpg' | wc -l) images under emulation and here ($HOST_PY)"
 : > "$WORK/arm.jsonl"
