@@ -8,13 +8,20 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 
-setup_venv() {  # setup_venv DIR EXTRAS
-  [ -x "$1/bin/python" ] || "$PY" -m venv "$1"
+setup_venv() {  # setup_venv DIR EXTRAS WHAT
+  local start=$SECONDS
+  if [ -x "$1/bin/python" ]; then
+    echo "== $1: checking its packages ($3)"
+  else
+    echo "== $1: creating it and installing $3; the first time this downloads and takes minutes"
+    "$PY" -m venv "$1"
+  fi
   "$1/bin/python" -m pip install -q --disable-pip-version-check -e ".[$2]" 2>&1 | grep -v "^WARNING: Location" || true
+  echo "   $1 ready ($(( SECONDS - start )) s)"
 }
 
-setup_venv .venv train,dev,detect
-setup_venv .venv-runtime runtime,dev
+setup_venv .venv train,dev,detect "TensorFlow, tf_keras, tfmot, LiteRT, OpenCV, pytest: about 2.3 GB"
+setup_venv .venv-runtime runtime,dev "numpy, Pillow, LiteRT, pytest; no TensorFlow"
 
 echo "== full suite (training stack) =="
 .venv/bin/python -m pytest tests "$@"

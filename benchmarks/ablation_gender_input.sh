@@ -14,7 +14,7 @@ for gender_input in true false; do
     resume=""
     [ -d "$run/backup" ] && resume="--resume"
     "$PY" training/train.py --config configs/default.json --architecture attentional --epochs "$EPOCHS" \
-      --gender-input "$gender_input" --out "$run" $resume --verbose 2
+      --gender-input "$gender_input" --out "$run" $resume --progress epochs
   fi
   "$PY" training/evaluate.py --run "$run" --attention 0 --out "$run/eval" | grep "^| attentional"
 done

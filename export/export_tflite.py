@@ -1,8 +1,7 @@
 """Export a trained run to .tflite variants, measure each on the held-out split, publish the int8.
 
     python export/export_tflite.py --run runs/float --out exports/
-    python export/export_tflite.py --run runs/float --qat-run runs/qat --out exports/ --flip-tta \
-        --publish faceage_tf/assets/faceage.tflite
+    python export/export_tflite.py --run runs/float --qat-run runs/qat --out exports/ --publish my.tflite
 
 Variants (faceage_tf.export.VARIANTS): float32, float16, dynamic (int8 weights), int8-ptq
 (post-training quantisation, for comparison) and, given the run's QAT fine-tune, int8-qat. Every
@@ -17,7 +16,10 @@ import argparse
 import os
 import sys
 
-from faceage_tf import datasets, export
+if "--verbose" in sys.argv[1:]:  # read by faceage_tf.keras, before TensorFlow is imported
+    os.environ["FACEAGE_VERBOSE"] = "1"
+
+from faceage_tf import datasets, export  # noqa: E402
 
 CARD_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "default_card.json")
 
@@ -37,6 +39,7 @@ def main(argv=None):
     parser.add_argument("--allow-regression", action="store_true", help="publish even if int8-qat breaks the limits")
     parser.add_argument("--card-extra", default=CARD_CONFIG, metavar="JSON",
                         help="model-card fields: licence, intended use, known weaknesses (default: configs/default_card.json)")
+    parser.add_argument("--verbose", action="store_true", help="also show TensorFlow's own log lines")
     args = parser.parse_args(argv)
 
     if args.publish and not args.qat_run:

@@ -17,8 +17,8 @@ import random
 import re
 from typing import Sequence
 
-from PIL import Image
 
+from faceage_tf import preprocess
 from faceage_tf.files import atomic_write_text
 from faceage_tf.labels import RACES
 from faceage_tf.schema import Schema
@@ -48,47 +48,48 @@ class DataReport:
     source: str
     total: int = 0
     problems: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    not_drawn: int = 0  # faces left aside by a `limit` (their images are not checked)
 
     def add(self, path: str, reason: str) -> None:
         self.problems.append((path, reason))
 
     @property
     def kept(self) -> int:
-        return self.total - len(self.problems)
+        return self.total - len(self.problems) - self.not_drawn
 
     def counts(self) -> dict[str, int]:
-        return dict(collections.Counter(reason.split(":")[0] for _, reason in self.problems))
+        """Problems by kind: each reason up to its first ':' or ' (' (the details differ)."""
+        return dict(collections.Counter(re.split(r":| \(", reason)[0] for _, reason in self.problems))
 
     def to_dict(self) -> dict:
         return {
             "source": self.source, "total": self.total, "kept": self.kept, "left_out": len(self.problems),
-            "counts": self.counts(), "problems": [{"path": p, "reason": r} for p, r in self.problems],
+            "not_drawn": self.not_drawn, "counts": self.counts(),
+            "problems": [{"path": p, "reason": r} for p, r in self.problems],
         }
 
     def summary(self) -> str:
-        lines = [f"{self.source}: {self.kept} of {self.total} faces kept, {len(self.problems)} left out"]
+        drawn = f", {self.not_drawn} not drawn (--limit)" if self.not_drawn else ""
+        lines = [f"{self.source}: {self.kept} of {self.total} faces kept, {len(self.problems)} left out{drawn}"]
         lines += [f"  {count:5d}  {reason}" for reason, count in sorted(self.counts().items())]
         return "\n".join(lines)
 
 
 def check_image(path: str) -> str | None:
-    """Why the image at `path` cannot be used, or None. Decodes it fully (JPEGs at 1/8 scale)."""
+    """Why the training pipeline could not use the image at `path`, or None. It is read by the
+    pipeline's own reader (`preprocess.open_image`: regular files only, under its size and pixel
+    limits, fully decoded), so what passes here decodes in training."""
     try:
-        if os.path.getsize(path) == 0:
-            return "empty file"
-        with Image.open(path) as image:
-            image.draft("RGB", (image.width // 8, image.height // 8))
-            image.load()
-    except FileNotFoundError:
-        return "missing file"
-    except Image.UnidentifiedImageError:
-        return "not an image"
-    except (OSError, SyntaxError, ValueError) as e:
-        return f"unreadable image: {e}"
+        preprocess.open_image(path)
+    except preprocess.ImageError as e:
+        return str(e).removeprefix(f"{path}: ")
+    except Exception as e:  # noqa: BLE001 -- any other failure of a decoder is a reason too, not a crash
+        return f"unreadable image ({type(e).__name__}: {e})"
     return None
 
 
-def _validate(records: list[FaceRecord], report: DataReport, workers: int) -> list[FaceRecord]:
+def validate_images(records: list[FaceRecord], report: DataReport, workers: int = 8) -> list[FaceRecord]:
+    """The records whose images `check_image` accepts; the others go into `report` with the reason."""
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         reasons = list(pool.map(check_image, [r.path for r in records]))
     kept = []
@@ -126,9 +127,12 @@ def load_utkface(root: str, *, validate=True, workers=8) -> tuple[list[FaceRecor
     records = []
     for name in sorted(os.listdir(root)):
         path = os.path.join(root, name)
-        if not os.path.isfile(path) or name.startswith(".") or name.lower().endswith((".md", ".txt")):
+        if os.path.isdir(path) or name.startswith(".") or name.lower().endswith((".md", ".txt")):
             continue
         report.total += 1
+        if not os.path.exists(path):
+            report.add(path, "dangling symbolic link" if os.path.islink(path) else "no such file")
+            continue
         try:
             age, gender, race = parse_utkface_name(name)
         except ValueError as e:
@@ -136,7 +140,7 @@ def load_utkface(root: str, *, validate=True, workers=8) -> tuple[list[FaceRecor
             continue
         records.append(FaceRecord(path, float(age), gender, race))
     if validate:
-        records = _validate(records, report, workers)
+        records = validate_images(records, report, workers)
     return records, report
 
 
@@ -177,7 +181,7 @@ def load_adience(root: str, *, validate=True, workers=8) -> tuple[list[FaceRecor
                     continue
                 records.append(FaceRecord(path, age, gender, fold=fold))
     if validate:
-        records = _validate(records, report, workers)
+        records = validate_images(records, report, workers)
     return records, report
 
 
@@ -212,7 +216,7 @@ def load_csv(csv_path: str, *, validate=True, workers=8) -> tuple[list[FaceRecor
             race = (row.get("race") or "").strip()
             records.append(FaceRecord(path, age, gender, int(race) if race.isdigit() else -1))
     if validate:
-        records = _validate(records, report, workers)
+        records = validate_images(records, report, workers)
     return records, report
 
 

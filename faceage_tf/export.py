@@ -19,7 +19,7 @@ import numpy as np
 import faceage_tf
 from faceage_tf import datasets, evaluation, modelcard, pipeline, training
 from faceage_tf.files import atomic_write_bytes, atomic_write_text, copy_atomically, remove_stale_temporaries
-from faceage_tf.keras import tf
+from faceage_tf.keras import quiet_stderr, tf
 from faceage_tf.models import OUTPUTS
 from faceage_tf.runtime import FaceAgePredictor
 from faceage_tf.runtime.bench import face_latency, sample_face
@@ -102,7 +102,8 @@ def convert(model, schema: Schema, variant: str = "float32", representative_face
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([face[None].astype(np.float32)] for face in faces)
     try:
-        model_bytes = converter.convert()
+        with quiet_stderr():  # the converter prints its settings from C++ (shown with FACEAGE_VERBOSE=1)
+            model_bytes = converter.convert()
     except Exception as e:  # the converter raises ConverterError, ValueError, ...; all mean the same here
         raise ExportError(f"TFLite conversion ({variant}) failed: {e}") from e
     check_builtin_only(model_bytes)

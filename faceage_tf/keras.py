@@ -20,8 +20,12 @@ VERBOSE = os.environ.get("FACEAGE_VERBOSE", "") not in ("", "0")
 
 
 @contextlib.contextmanager
-def _stderr_closed():
-    """Sends file descriptor 2 (C++ logs too) to /dev/null, restoring it even if the body raises."""
+def quiet_stderr():
+    """Sends file descriptor 2 (C++ logs too) to /dev/null, restoring it even if the body raises;
+    does nothing when `VERBOSE`."""
+    if VERBOSE:
+        yield
+        return
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 2)
     try:
@@ -35,7 +39,7 @@ def _stderr_closed():
 if not VERBOSE:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ logs after start-up: errors are raised, not logged
 
-with contextlib.nullcontext() if VERBOSE else _stderr_closed():
+with quiet_stderr():
     import tensorflow as tf
     import tf_keras as keras
 
@@ -44,4 +48,4 @@ with contextlib.nullcontext() if VERBOSE else _stderr_closed():
 if not VERBOSE:
     tf.get_logger().setLevel("ERROR")  # TensorFlow's Python warnings (absl), e.g. during TFLite conversion
 
-__all__ = ["keras", "tf", "VERBOSE"]
+__all__ = ["keras", "tf", "VERBOSE", "quiet_stderr"]

@@ -9,6 +9,7 @@ Augmentation lives here, never inside the model, so that exported models stay co
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -39,7 +40,11 @@ def decode_faces(records: Sequence[FaceRecord], schema: Schema, *, cache: str = 
     if cache:
         faces = faces.cache(cache)
     faces = faces.batch(4096).prefetch(1)
-    parts = [batch.numpy() for batch in faces]
+    try:
+        parts = [batch.numpy() for batch in faces]
+    except tf.errors.OpError as e:  # the Python error inside tf.numpy_function, without TF's wrapping
+        errors = [line.strip() for line in e.message.splitlines() if re.match(r"[\w.]+(Error|Exception): ", line.strip())]
+        raise ValueError(f"decoding the faces failed: {errors[-1] if errors else e.message}") from None
     return tf.constant(np.concatenate(parts) if parts else np.zeros((0, size, size, 3), np.uint8))
 
 

@@ -15,7 +15,10 @@ import json
 import os
 import random
 import re
+import shutil
+import sys
 import tempfile
+import time
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -278,7 +281,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for flag in config_flags():
         name = flag["dest"].removeprefix("schema.").removeprefix("network_options.").replace(".", "_")
         parse, metavar = _flag_parser(flag["default"])
-        metavar = metavar or name.upper()
+        metavar = metavar or (None if flag["choices"] else name.upper())
         group.add_argument("--" + name.replace("_", "-"), *FLAG_ALIASES.get(flag["dest"], []), dest=flag["dest"],
                            type=parse, metavar=metavar, choices=flag["choices"], default=None,
                            help=f"{flag['help']} (default: {_show(flag['default'])})".replace("%", "%%"))
@@ -429,34 +432,106 @@ def prepare_splits(config: TrainConfig, run_dir: str, is_chief: bool = True) -> 
         if is_chief:
             datasets.write_manifest(manifest, splits, dataset=config.dataset, data=config.data, init_from=config.init_from)
         return splits
-    records, report = datasets.load_dataset(config.dataset, config.data)
-    print(report.summary())
-    if config.limit:
+    records, report = datasets.load_dataset(config.dataset, config.data, validate=False)
+    if config.limit and config.limit < len(records):
         random.Random(config.seed).shuffle(records)
+        print(f"--limit {config.limit}: using {config.limit} of the {len(records)} faces, drawn with seed {config.seed}")
+        report.not_drawn = len(records) - config.limit
         records = records[: config.limit]
+    records = datasets.validate_images(records, report)  # only what the pipeline will decode
+    print(report.summary())
     if config.dataset == "adience":
         splits = datasets.split_by_fold(records, config.test_fold)
     else:
         splits = datasets.split_by_content(records, config.schema, val_fraction=config.val_fraction,
                                            test_fraction=config.test_fraction, seed=config.seed)
+    print("split: " + ", ".join(f"{len(splits[name])} {name}" for name in datasets.SPLITS) + " faces")
     if is_chief:
         files.atomic_write_text(os.path.join(run_dir, "data_report.json"), json.dumps(report.to_dict(), indent=1))
         datasets.write_manifest(manifest, splits, dataset=config.dataset, data=config.data, seed=config.seed)
     return splits
 
 
-def train(config: TrainConfig, run_dir: str, *, resume: bool = False, verbose: int | str = "auto"):
-    """Trains `config` into `run_dir` with `model.fit`; returns (model, history dict).
+def check_run_dir(run_dir: str, *, resume: bool, overwrite: bool) -> None:
+    """Refuses a folder that holds a run unless `resume` or `overwrite` says what to do with it
+    (the message says which applies); `overwrite` deletes the old run first.
 
     Raises:
-        FileExistsError: if `run_dir` holds an interrupted run and `resume` is False.
+        FileExistsError: `run_dir` holds a finished run, or a started one without `resume`.
     """
+    backup = os.path.join(run_dir, "backup")
+    interrupted = os.path.isdir(backup) and bool(os.listdir(backup))
+    finished = os.path.exists(os.path.join(run_dir, FINAL_WEIGHTS))
+    started = interrupted or os.path.exists(os.path.join(run_dir, CONFIG))
+    if resume and overwrite:
+        raise ValueError("--resume continues a run and --overwrite deletes it: pass only one")
+    if overwrite:
+        if started:
+            shutil.rmtree(run_dir)
+        return
+    if finished:
+        raise FileExistsError(f"{run_dir} holds a finished run{' (nothing to resume)' if resume else ''}: pass "
+                              "--overwrite to replace it, or choose another --out")
+    if started and not resume:
+        raise FileExistsError(f"{run_dir} holds an interrupted run: pass --resume to continue it, --overwrite to "
+                              "start again, or choose another --out")
+
+
+# The metrics a person watches during training; history.csv and TensorBoard get all of them.
+WATCHED = {"loss": "loss {:.3f}", "gender_acc": "gender {:.1%}", "age_group_acc": "age group {:.1%}",
+           "age_mae": "age MAE {:.2f}"}
+
+
+class Progress(keras.callbacks.Callback):
+    """One line per epoch with the `WATCHED` metrics (training and validation) and, with `bar`,
+    a progress bar of them within each epoch."""
+
+    def __init__(self, epochs: int, steps: int, bar: bool):
+        super().__init__()
+        self.epochs, self.steps, self.bar = epochs, steps, bar
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.monotonic()
+        self.progbar = keras.utils.Progbar(self.steps, stateful_metrics=list(WATCHED)) if self.bar else None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.progbar:
+            self.progbar.update(batch + 1, [(k, v) for k, v in (logs or {}).items() if k in WATCHED])
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+
+        def shown(prefix):
+            return ", ".join(text.format(logs[prefix + key]) for key, text in WATCHED.items() if prefix + key in logs)
+
+        print(f"epoch {epoch + 1}/{self.epochs} ({time.monotonic() - self.start:.0f} s)  train: {shown('')}  "
+              f"val: {shown('val_')}", flush=True)
+
+
+PROGRESS = ("auto", "bar", "epochs", "none")  # auto: a bar on a terminal, else a line per epoch
+
+
+def train(config: TrainConfig, run_dir: str, *, resume: bool = False, overwrite: bool = False,
+          progress: str = "auto"):
+    """Trains `config` into `run_dir` with `model.fit`; returns (model, history dict).
+
+    Args:
+        resume: continue the interrupted run in `run_dir`.
+        overwrite: delete the run in `run_dir` first.
+        progress: one of `PROGRESS`.
+
+    Raises:
+        FileExistsError: `run_dir` holds a run and neither `resume` nor `overwrite` says what to do
+            with it (see `check_run_dir`).
+    """
+    if progress not in PROGRESS:
+        raise ValueError(f"progress must be one of {PROGRESS}. Received: {progress!r}")
     strategy, is_chief = make_strategy(config.distribute)
+    if is_chief:  # other workers of a distributed run may share the chief's folder
+        check_run_dir(run_dir, resume=resume, overwrite=overwrite)
     os.makedirs(run_dir, exist_ok=True)
     backup_dir = os.path.join(run_dir, "backup")
     config_path = os.path.join(run_dir, CONFIG)
-    if os.path.isdir(backup_dir) and os.listdir(backup_dir) and not resume:
-        raise FileExistsError(f"{run_dir} holds an interrupted run: pass --resume to continue it, or choose another --out.")
     if resume and os.path.exists(config_path):
         config = TrainConfig.from_file(config_path)  # a resumed run keeps its own options
     if config.init_from:
@@ -516,8 +591,12 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, verbose: i
     ]
     if config.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(patience=config.early_stopping))
+    if progress == "auto":
+        progress = "bar" if sys.stdout.isatty() else "epochs"
+    if progress != "none":
+        callbacks.append(Progress(config.epochs, steps, bar=progress == "bar"))
     history = train_model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, steps_per_epoch=steps,
-                              validation_steps=validation_steps, callbacks=callbacks, verbose=verbose)
+                              validation_steps=validation_steps, callbacks=callbacks, verbose=0)
     digest = weights_digest(model)
     print(f"final weights sha256: {digest}")  # equal on every worker of a distributed run
     save_weights(train_model, os.path.join(run_dir, FINAL_WEIGHTS), is_chief)

@@ -15,8 +15,11 @@ import sys
 
 import numpy as np
 
-from faceage_tf import datasets, evaluation, files, models, pipeline, preprocess
-from faceage_tf.training import load_run
+if "--verbose" in sys.argv[1:]:  # read by faceage_tf.keras, before TensorFlow is imported
+    os.environ["FACEAGE_VERBOSE"] = "1"
+
+from faceage_tf import datasets, evaluation, files, models, pipeline, preprocess  # noqa: E402
+from faceage_tf.training import load_run  # noqa: E402
 
 
 def main(argv=None):
@@ -30,6 +33,7 @@ def main(argv=None):
     parser.add_argument("--attention-images", nargs="*", default=[],
                         help="draw the attention maps of these face crops instead of test faces")
     parser.add_argument("--out", help="output directory (default: RUN/eval)")
+    parser.add_argument("--verbose", action="store_true", help="also show TensorFlow's own log lines")
     args = parser.parse_args(argv)
 
     out = args.out or os.path.join(args.run, "eval")

@@ -23,7 +23,7 @@ train() {  # train RUN_DIR ARGS...: skipped when finished, resumed when interrup
   local resume=""
   [ -d "$run/backup" ] && resume="--resume"
   echo "== $run $resume"
-  "$PY" training/train.py --out "$run" $resume --verbose 2 "$@"
+  "$PY" training/train.py --out "$run" $resume --progress epochs "$@"
 }
 
 train "$OUT/float" --config configs/default.json

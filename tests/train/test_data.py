@@ -41,9 +41,9 @@ def test_bad_files_are_reported_and_the_rest_kept(utkface_files, tmp_path):
     assert sorted(os.path.basename(r.path) for r in records) == sorted(good)
     assert report.total == 11 and report.kept == 5
     reasons = {os.path.basename(p): r for p, r in report.problems}
-    assert reasons["30_1_0_20170109150557335.jpg.chip.jpg"].startswith("unreadable image")
+    assert reasons["30_1_0_20170109150557335.jpg.chip.jpg"].startswith("truncated or corrupt image")
     assert reasons["31_1_0_20170109150557336.jpg.chip.jpg"] == "empty file"
-    assert reasons["32_1_0_20170109150557337.jpg.chip.jpg"] == "not an image"
+    assert reasons["32_1_0_20170109150557337.jpg.chip.jpg"].startswith("not an image")
     assert reasons["130_0_0_20170109150557338.jpg.chip.jpg"].startswith("age out of range")
     assert reasons["33_7_0_20170109150557339.jpg.chip.jpg"].startswith("gender out of range")
     assert reasons["face.jpg"].startswith("name does not parse")
@@ -65,7 +65,7 @@ def test_adience_folds_and_labels(utkface_files, tmp_path):
     records, report = datasets.load_adience(str(tmp_path))
     assert [(r.age, r.gender, r.fold) for r in records] == [(28.5, 1, 0), (1.0, 0, 0), (35.0, 0, 1)]
     reasons = sorted(r.split(":")[0] for _, r in report.problems)
-    assert reasons == ["missing file", "no age label", "no gender label"]
+    assert reasons == ["no age label", "no gender label", "no such file"]
     schema = Schema(age_group_preset="adience8")
     assert [schema.age_group(r.age) for r in records] == [4, 0, 4]
     splits = datasets.split_by_fold(records, test_fold=1)
@@ -78,7 +78,7 @@ def test_csv_loader(utkface_files, tmp_path):
         "path,age,gender\nimg/a.jpg,23,female\nimg/b.jpg,7,m\nimg/c.jpg,old,f\nimg/x.jpg,40,0\nimg/a.jpg,30,x\n")
     records, report = datasets.load_csv(str(tmp_path / "faces.csv"))
     assert [(os.path.basename(r.path), r.age, r.gender) for r in records] == [("a.jpg", 23.0, 1), ("b.jpg", 7.0, 0)]
-    assert sorted(r.split(":")[0] for _, r in report.problems) == ["bad age", "bad gender", "missing file"]
+    assert sorted(r.split(":")[0] for _, r in report.problems) == ["bad age", "bad gender", "no such file"]
     (tmp_path / "bad.csv").write_text("file,years\n")
     with pytest.raises(ValueError, match="lacks column"):
         datasets.load_csv(str(tmp_path / "bad.csv"))
@@ -136,3 +136,71 @@ def test_age_group_weights_balance_rare_groups():
     weights = pipeline.age_group_weights(groups, 2, power=1.0)
     assert weights[groups == 1].sum() == pytest.approx(weights[groups == 0].sum())
     assert np.all(pipeline.age_group_weights(groups, 2, power=0.0) == 1.0)
+
+
+def _bomb_png(width=100_000, height=100_000) -> bytes:
+    """A tiny PNG whose header claims `width` x `height` pixels (a decompression bomb's header)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4:ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17:ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr:ihdr + 17])))
+    return bytes(data)
+
+
+@pytest.fixture
+def folder_with_bad_images(utkface_files, tmp_path):
+    """70 real faces and, under valid UTKFace names, a decompression-bomb header, a 64-megapixel
+    image (over what the pipeline decodes) and a dangling symbolic link."""
+    from PIL import Image
+
+    good = [os.path.basename(f) for f in utkface_files[:70]]
+    _copy_faces(utkface_files[:70], tmp_path, good)
+    bad = {"bomb": "40_0_0_20170109150557001.jpg.chip.jpg", "huge": "41_1_1_20170109150557002.jpg.chip.jpg",
+           "link": "42_0_2_20170109150557003.jpg.chip.jpg"}
+    (tmp_path / bad["bomb"]).write_bytes(_bomb_png())
+    Image.new("RGB", (8000, 8000), (120, 100, 90)).save(tmp_path / bad["huge"], "JPEG", quality=30)
+    os.symlink(tmp_path / "gone.jpg", tmp_path / bad["link"])
+    return tmp_path, good, bad
+
+
+def test_bombs_huge_images_and_dangling_links_are_reported(folder_with_bad_images):
+    folder, good, bad = folder_with_bad_images
+    records, report = datasets.load_utkface(str(folder))
+    assert sorted(os.path.basename(r.path) for r in records) == sorted(good)
+    reasons = {os.path.basename(p): r for p, r in report.problems}
+    assert "decompression bomb" in reasons[bad["bomb"]]
+    assert reasons[bad["huge"]].startswith("image too large (8000x8000")
+    assert reasons[bad["link"]] == "dangling symbolic link"
+    assert report.total == len(good) + 3 and report.kept == len(good)
+
+
+def test_training_goes_on_past_bad_images_and_lists_them(folder_with_bad_images, tmp_path):
+    import json
+
+    from faceage_tf.training import TrainConfig, train
+
+    folder, good, bad = folder_with_bad_images
+    run = str(tmp_path / "run")
+    config = TrainConfig(architecture="residual", data=str(folder), schema={"input_size": 32}, batch_size=32,
+                         epochs=1, cache=False, network_options={"residual": {"widths": (8, 8, 8, 8),
+                                                                             "blocks": (1, 1, 1, 1)}})
+    train(config, run, progress="none")
+    assert os.path.exists(os.path.join(run, "final_weights.h5"))
+    with open(os.path.join(run, "data_report.json")) as f:
+        listed = {os.path.basename(p["path"]) for p in json.load(f)["problems"]}
+    assert listed == set(bad.values())
+
+
+def test_a_face_the_pipeline_cannot_decode_is_named_in_a_clear_error(folder_with_bad_images):
+    folder, good, bad = folder_with_bad_images
+    records = [datasets.FaceRecord(str(folder / name), 30.0, 0) for name in (good[0], bad["huge"])]
+    with pytest.raises(ValueError, match=f"decoding the faces failed: .*{bad['huge']}: image too large"):
+        pipeline.decode_faces(records, Schema(input_size=32))

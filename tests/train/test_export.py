@@ -34,9 +34,9 @@ def trained_runs(utkface_dir, tmp_path_factory):
     # A normalisation of its own: the export must take the run's schema, not the code's defaults.
     train(TrainConfig(architecture="residual", schema={"input_size": 32, "mean": 120.0, "std": 64.0}, epochs=3, **common,
                       network_options={"residual": {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1)}}),
-          float_run, verbose=0)
+          float_run, progress="none")
     train(TrainConfig.resolve(dict(epochs=1, learning_rate=2e-4, warmup_epochs=0, init_from=float_run, qat=True,
-                                   **common)), qat_run, verbose=0)
+                                   **common)), qat_run, progress="none")
     return float_run, qat_run
 
 

@@ -28,13 +28,13 @@ def test_a_third_network_trains_in_an_ensemble_gets_qat_and_exports(tiny_network
     config = TrainConfig(architecture="ensemble", members=("residual", "tiny"), schema={"input_size": 32},
                          network_options={"residual": {"widths": (8, 8, 8, 8), "blocks": (1, 1, 1, 1)},
                                           "tiny": {"filters": 6}}, **common)
-    model, history = train(config, float_run, verbose=0)
+    model, history = train(config, float_run, progress="none")
     assert len(history["loss"]) == 1
     assert models.head_prefixes(model) == ["residual_", "tiny_"]
     assert model.get_layer("tiny_conv").filters == 6
     assert sorted(models.member_models(model)) == ["residual", "tiny"]
 
-    train(TrainConfig.resolve(dict(common, init_from=float_run, qat=True, learning_rate=1e-4)), qat_run, verbose=0)
+    train(TrainConfig.resolve(dict(common, init_from=float_run, qat=True, learning_rate=1e-4)), qat_run, progress="none")
     qat_model, qat_config = load_run(qat_run)
     assert qat_config.members == ("residual", "tiny")
     assert "quant_tiny_conv" in {layer.name for layer in qat_model.layers}

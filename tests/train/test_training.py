@@ -4,6 +4,7 @@ where an uninterrupted one would end, two real worker processes train as one, ev
 import csv
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TRAIN = [sys.executable, os.path.join(ROOT, "training", "train.py")]
 # A small but real run: 1,000 real faces at 32 px, a narrow residual net.
 SMALL = ["--architecture", "residual", "--input-size", "32", "--residual-widths", "16,32,64,128",
-         "--residual-blocks", "1,1,1,1", "--batch-size", "32", "--verbose", "2", "--cache", "false"]
+         "--residual-blocks", "1,1,1,1", "--batch-size", "32", "--progress", "epochs", "--cache", "false"]
 
 
 def _run(args, **kwargs):
@@ -97,6 +98,33 @@ def test_interrupted_run_is_refused_without_the_flag(small_run, tmp_path):
     open(os.path.join(backup, "checkpoint"), "w").close()
     result = _run(SMALL + ["--limit", "100", "--out", str(tmp_path)])
     assert result.returncode != 0 and "--resume" in result.stderr
+
+
+def test_a_finished_run_is_refused_unless_overwritten(small_run, tmp_path):
+    for extra, says in (([], "finished run: pass --overwrite"), (["--resume"], "nothing to resume")):
+        result = _run(SMALL + ["--limit", "100", "--out", small_run] + extra)
+        assert result.returncode != 0 and says in result.stderr, result.stderr[-2000:]
+    assert len(_history(small_run)) == 3  # untouched
+
+    again = str(tmp_path / "again")
+    shutil.copytree(small_run, again)
+    result = _run(SMALL + ["--data", os.path.dirname(_any_face(small_run)), "--limit", "100", "--epochs", "1",
+                           "--seed", "5", "--out", again, "--overwrite"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [row["epoch"] for row in _history(again)] == ["0"]  # a new history, not appended
+    assert TrainConfig.from_file(os.path.join(again, "config.json")).seed == 5
+    with open(os.path.join(again, "manifest.json")) as f:
+        assert sum(len(v) for v in json.load(f)["splits"].values()) == 100
+    # The log says how many faces are used, and each epoch is one short line of watched metrics.
+    assert "--limit 100: using 100 of the" in result.stdout
+    epochs = [line for line in result.stdout.splitlines() if line.startswith("epoch 1/1")]
+    assert len(epochs) == 1 and len(epochs[0]) < 200 and "gender" in epochs[0] and "val: loss" in epochs[0]
+    assert "age_dist_loss" in _history(again)[0]  # every metric still goes to history.csv
+
+
+def _any_face(run_dir):
+    with open(os.path.join(run_dir, "manifest.json")) as f:
+        return json.load(f)["splits"]["train"][0]["path"]
 
 
 def test_resume_after_kill_ends_where_an_uninterrupted_run_would(utkface_dir, tmp_path):
