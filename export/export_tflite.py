@@ -48,7 +48,7 @@ def main(argv=None):
         report = export.export_run(
             args.run, args.out, qat_run=args.qat_run, variants=args.variants.split(",") if args.variants else None,
             split=args.split, flip=args.flip_tta, name=args.name, card_extra=export.read_card_config(args.card_extra))
-    except (ValueError, FileNotFoundError, export.ExportError) as e:
+    except (ValueError, OSError, export.ExportError) as e:
         sys.exit(f"export_tflite.py: error: {e}")
     with open(os.path.join(args.out, "parity.md")) as f:
         print(f.read())

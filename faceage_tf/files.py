@@ -5,6 +5,7 @@ Pure Python; used by training, evaluation and export.
 
 from __future__ import annotations
 
+import errno
 import os
 
 TEMPORARY_MARK = ".tmp"  # in the names of the temporary files beside a target (`.NAME.tmpPID`)
@@ -25,7 +26,11 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if os.path.getsize(tmp) != len(data):
+            raise OSError(errno.EIO, f"wrote {os.path.getsize(tmp)} of {len(data)} bytes")
         os.replace(tmp, path)
+    except OSError as e:
+        raise OSError(e.errno, f"{path}: could not write it ({e.strerror or e}); the file was left as it was") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -9,6 +9,7 @@ validation loss), `FINAL_WEIGHTS` (after the last epoch) and `metrics.json`.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import hashlib
 import json
@@ -145,6 +146,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        data = _upgrade_flat_keys(data)
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - fields)
         if unknown:
@@ -167,6 +169,32 @@ class TrainConfig:
             refuse_differences(parent, options, options["init_from"])
             options.update({key: getattr(parent, key) for key in INHERITED})
         return cls.from_dict(options)
+
+
+# Keys of configs written before the schema and the network options were nested (runs made
+# then still load): key -> its place now.
+FLAT_KEYS = {"input_size": ("schema", "input_size"), "age_groups": ("schema", "age_group_preset"),
+             "attention_width": ("network_options", "attentional", "width"),
+             "residual_widths": ("network_options", "residual", "widths"),
+             "residual_blocks": ("network_options", "residual", "blocks")}
+
+
+def _upgrade_flat_keys(data: Mapping[str, Any]) -> dict[str, Any]:
+    if not set(FLAT_KEYS) & set(data):
+        return dict(data)
+    data = copy.deepcopy(dict(data))
+    architecture = data.get("architecture", models.ENSEMBLE)
+    for key, place in FLAT_KEYS.items():
+        if key in data:
+            value = data.pop(key)
+            *path, name = place
+            if path[0] == "network_options" and architecture not in (path[1], models.ENSEMBLE):
+                continue  # old configs listed every network's options, used or not
+            target = data
+            for part in path:
+                target = target.setdefault(part, {})
+            target[name] = value
+    return data
 
 
 INHERITED = ("architecture", "members", "network_options", "gender_input", "schema", "dataset", "data")  # from init_from

@@ -83,3 +83,12 @@ def test_unknown_options_and_networks_are_refused():
         TrainConfig(architecture="vgg")
     assert TrainConfig(architecture="residual").members == ("residual",)
     assert TrainConfig().members == models.DEFAULT_MEMBERS
+
+
+def test_a_config_json_written_before_nesting_still_loads(tmp_path):
+    """Runs made before the schema and network options were nested keep loading, with their values."""
+    old = {"architecture": "residual", "input_size": 96, "age_groups": "adience8", "attention_width": 32,
+           "residual_widths": [16, 32, 64, 128], "residual_blocks": [1, 1, 1, 1], "epochs": 3}
+    config = TrainConfig.from_dict(old)
+    assert (config.schema.input_size, config.schema.age_group_preset, config.epochs) == (96, "adience8", 3)
+    assert config.network_options == {"residual": {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1)}}

@@ -166,6 +166,54 @@ def test_interrupted_export_leaves_no_partial_file(tmp_path):
         assert all(not n.startswith(".") for n in os.listdir(out))
 
 
+FULL_DISK = """
+import resource, signal, sys
+from faceage_tf import export, modelcard
+data = open(sys.argv[1], "rb").read()
+card = modelcard.read_card(data)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write then returns EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (len(data) // 2, len(data) // 2))
+export.write_model(sys.argv[2], data, dict(card, round=2))
+"""
+
+
+def _packaged_model():
+    return os.path.join(ROOT, "faceage_tf", "assets", "faceage.tflite")
+
+
+def test_a_full_disk_during_export_leaves_the_previous_file_whole(tmp_path):
+    target = str(tmp_path / "model.tflite")
+    data = open(_packaged_model(), "rb").read()
+    export.write_model(target, data, dict(modelcard.read_card(data), round=1))
+    result = subprocess.run([sys.executable, "-c", FULL_DISK, _packaged_model(), target], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode != 0
+    assert f"{target}: could not write it (File too large); the file was left as it was" in result.stderr
+    assert modelcard.verify(open(target, "rb").read(), target)["round"] == 1  # the old file, whole
+    assert json.load(open(str(tmp_path / "model.json")))["round"] == 1
+    assert sorted(os.listdir(tmp_path)) == ["model.json", "model.tflite"]  # no temporary left
+
+
+def _file_size_limit(limit):
+    def apply():
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_export_script_on_a_full_disk_fails_with_a_clear_error(trained_runs, tmp_path):
+    out = tmp_path / "exports"
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "export", "export_tflite.py"), "--run", trained_runs[0], "--out", str(out),
+         "--variants", "float32"], capture_output=True, text=True, timeout=600, preexec_fn=_file_size_limit(100_000))
+    assert result.returncode != 0
+    assert "export_tflite.py: error:" in result.stderr and "File too large" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not [n for n in os.listdir(out) if n.endswith(".tflite")] if out.exists() else True
+
+
 def test_parity_limits():
     ref = {"gender_accuracy": 0.93, "age_group_accuracy": 0.60, "age_mae": 5.0}
     assert export.parity_problems(ref, {"gender_accuracy": 0.926, "age_group_accuracy": 0.61, "age_mae": 5.1}) == []
