@@ -2,7 +2,8 @@
 # Sets up what the tests need (idempotent) and runs every test suite:
 #   1. the whole suite in .venv (training stack: TensorFlow, tf_keras, tfmot + runtime);
 #   2. the runtime tests again in .venv-runtime, which has only the `runtime` extra (no TensorFlow);
-#   3. the Android demo's plain-Kotlin core tests.
+#   3. the Android demo's plain-Kotlin core tests;
+#   4. the runtime on Raspberry Pi OS under emulation (arm64, armhf), compared with this machine.
 # Extra arguments go to the first pytest run (e.g. ./run_tests.sh -k tflite).
 set -euo pipefail
 cd "$(dirname "$0")"
