@@ -12,6 +12,7 @@ against golden vectors from this module.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 import numpy as np
@@ -48,6 +49,7 @@ FULL_RANGE = BlazeFaceSpec("full", "face_detection_full_range.tflite", 192, ((4,
 SPECS = {spec.name: spec for spec in (SHORT_RANGE, FULL_RANGE)}
 
 
+@functools.lru_cache(maxsize=None)
 def anchor_centres(spec: BlazeFaceSpec) -> np.ndarray:
     """Anchor centres (N, 2) as x, y in [0, 1] of the square input: cells row by row, the anchors
     of one cell next to each other, layers in output order."""
@@ -57,7 +59,9 @@ def anchor_centres(spec: BlazeFaceSpec) -> np.ndarray:
         y, x = np.mgrid[0:cells, 0:cells]
         grid = np.stack([(x + 0.5) / cells, (y + 0.5) / cells], axis=-1).reshape(-1, 2)
         centres.append(np.repeat(grid, per_cell, axis=0))
-    return np.concatenate(centres).astype(np.float32)
+    centres = np.concatenate(centres).astype(np.float32)
+    centres.setflags(write=False)  # cached: shared by every call
+    return centres
 
 
 @dataclasses.dataclass(frozen=True)

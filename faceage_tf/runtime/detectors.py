@@ -1,7 +1,8 @@
 """Face detectors: where the faces are in a photo, as `Face`s (box, score, keypoints) in pixels.
 
 A detector is anything with a `detect(image) -> faces` method, `image` being an RGB uint8 numpy
-array (H, W, 3) and each face a `Face` or a plain box (left, top, right, bottom). Faces with
+array (H, W, 3) (or the RGB Pillow image itself for a detector whose `takes_pil` is True, which
+spares converting each photo twice) and each face a `Face` or a plain box (left, top, right, bottom). Faces with
 keypoints are aligned to the model card's template (`faceage_tf.align`); box-only faces are cut
 by the detector's `box_crop` convention (`FaceCrop`).
 
@@ -85,6 +86,7 @@ class BlazeFaceDetector:
     # blurred backgrounds give whole-photo false faces scoring 0.5-0.65 at the model's own 0.5.
     CONFIDENT = 0.75
     CROP_MARGIN = 0.25  # border added in step 3, as a fraction of the longer side
+    takes_pil = True
 
     def __init__(self, *, min_score: float | None = None, num_threads: int | None = None, backend: str | None = None):
         self.min_score, self.num_threads, self.backend = min_score, num_threads, backend

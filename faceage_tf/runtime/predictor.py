@@ -184,7 +184,8 @@ class FaceAgePredictor:
             faces = [Face((0.0, 0.0, float(width), float(height)))]
             crops = [resize_face(picture, self.schema.input_size)]
         else:
-            faces = check_faces(self.detector.detect(np.asarray(picture)), width, height)
+            found = self.detector.detect(picture if getattr(self.detector, "takes_pil", False) else np.asarray(picture))
+            faces = check_faces(found, width, height)
             crops = [self.face_crop(picture, face) for face in faces]
         return self._predictions([normalize(c, self.schema) for c in crops], faces)
 
