@@ -12,7 +12,7 @@ for gender_input in true false; do
   run="$OUT/gender_input_$gender_input"
   if [ ! -f "$run/final_weights.h5" ]; then
     resume=""
-    [ -d "$run/backup" ] && resume="--resume"
+    [ -f "$run/config.json" ] && resume="--resume"  # started: continue it
     "$PY" training/train.py --config configs/default.json --architecture attentional --epochs "$EPOCHS" \
       --gender-input "$gender_input" --out "$run" $resume --progress epochs
   fi

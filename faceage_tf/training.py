@@ -163,7 +163,7 @@ class TrainConfig:
         """The config of `options` (a config file's keys, then flags; `schema` may hold only some
         of its fields). With `init_from`, the model and schema are the parent run's (`INHERITED`),
         and an option that asks for another value is refused, naming both values."""
-        options = dict(options)
+        options = _upgrade_flat_keys(options)
         if options.get("init_from"):
             parent = load_config(options["init_from"])
             refuse_differences(parent, options, options["init_from"])
@@ -197,7 +197,8 @@ def _upgrade_flat_keys(data: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-INHERITED = ("architecture", "members", "network_options", "gender_input", "schema", "dataset", "data")  # from init_from
+# What a run with init_from takes from its parent run (the model, its schema and the data).
+INHERITED = ("architecture", "members", "network_options", "gender_input", "schema", "dataset", "data")
 
 
 def load_config(run_dir: str) -> TrainConfig:

@@ -21,7 +21,7 @@ train() {  # train RUN_DIR ARGS...: skipped when finished, resumed when interrup
   local run=$1; shift
   if [ -f "$run/final_weights.h5" ]; then echo "== $run: done"; return; fi
   local resume=""
-  [ -d "$run/backup" ] && resume="--resume"
+  [ -f "$run/config.json" ] && resume="--resume"  # started: continue it
   echo "== $run $resume"
   "$PY" training/train.py --out "$run" $resume --progress epochs "$@"
 }

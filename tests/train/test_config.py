@@ -37,6 +37,19 @@ def test_config_json_holds_the_whole_schema_and_every_network_option(parent_run)
     assert load_config(parent_run).to_dict() == stored
 
 
+def test_the_default_recipe_chain_resolves(tmp_path):
+    """configs/default.json, then the fine-tune and QAT configs on top of it, as the recipe runs them."""
+    parent = str(tmp_path)
+    for name in ("default.json", "default_finetune.json", "default_qat.json"):
+        with open(os.path.join(ROOT, "configs", name)) as f:
+            options = json.load(f)
+        config = TrainConfig.resolve(dict(options, init_from=parent) if name != "default.json" else options)
+        assert config.schema == Schema(input_size=64, age_group_preset="fairface9")
+        assert config.members == ("attentional", "residual") and config.gender_input
+        (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+    assert config.qat and config.epochs == 1
+
+
 def test_fine_tune_and_qat_configs_inherit_model_and_schema(parent_run):
     for name in ("default_finetune.json", "default_qat.json"):
         with open(os.path.join(ROOT, "configs", name)) as f:
@@ -85,10 +98,12 @@ def test_unknown_options_and_networks_are_refused():
     assert TrainConfig().members == models.DEFAULT_MEMBERS
 
 
-def test_a_config_json_written_before_nesting_still_loads(tmp_path):
+def test_a_config_json_written_before_nesting_still_loads(parent_run):
     """Runs made before the schema and network options were nested keep loading, with their values."""
     old = {"architecture": "residual", "input_size": 96, "age_groups": "adience8", "attention_width": 32,
            "residual_widths": [16, 32, 64, 128], "residual_blocks": [1, 1, 1, 1], "epochs": 3}
     config = TrainConfig.from_dict(old)
     assert (config.schema.input_size, config.schema.age_group_preset, config.epochs) == (96, "adience8", 3)
     assert config.network_options == {"residual": {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1)}}
+    with pytest.raises(ValueError, match="schema.input_size is 48 in .* but 96 here"):
+        TrainConfig.resolve(dict(old, init_from=parent_run))
