@@ -133,7 +133,7 @@ NETWORKS: dict[str, Network] = {
     "residual": Network(residual_features, {"widths": (32, 64, 128, 256), "blocks": (2, 2, 2, 2)}),
 }
 ENSEMBLE = "ensemble"  # the architecture that averages several networks (`ensemble`)
-DEFAULT_MEMBERS = ("attentional", "residual")  # the default ensemble's networks, in order
+DEFAULT_MEMBERS = tuple(NETWORKS)  # the default ensemble: the networks registered above, in order
 
 
 def architectures() -> list[str]:

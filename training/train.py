@@ -42,7 +42,10 @@ def main(argv=None):
     try:
         if args.config:
             with open(args.config) as f:
-                options = json.load(f)
+                try:
+                    options = json.load(f)
+                except ValueError as e:
+                    raise ValueError(f"{args.config}: not a JSON config ({e})") from None
         config = training.TrainConfig.resolve(training.options_from_flags(args, options))
         training.train(config, args.out, resume=args.resume, overwrite=args.overwrite, progress=args.progress)
     except (ValueError, OSError) as e:
