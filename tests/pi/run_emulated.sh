@@ -8,7 +8,8 @@
 # binfmt handler, builds a bookworm minbase root with debootstrap (cached in
 # ${FACEAGE_PI_CACHE:-$HOME/.cache/faceage_tf/pi}/ARCH, rebuilt when missing or incomplete),
 # copies this checkout into it, installs the runtime with the README's commands for that OS in a
-# fresh venv, runs `faceage predict --json` on UTKFace crops (--detector none) and on photos (the
+# new venv (kept while setup.py, pyproject.toml and the commands are unchanged; then only the
+# project is reinstalled), runs `faceage predict --json` on UTKFace crops (--detector none) and on photos (the
 # default detector), runs the same here with $PYTHON (default: .venv-runtime/bin/python, else
 # /work/main/.venv-runtime/bin/python) and compares the two with tests/pi/compare_outputs.py.
 #
@@ -44,8 +45,8 @@ if [ "$(id -u)" != 0 ]; then
   exit 0
 fi
 
-# Several architectures: one child per ARCH, in parallel (debootstrap is mostly waiting on qemu
-# and the network), each line prefixed by its ARCH by the child itself.
+# Several architectures: one child per ARCH, in parallel (a cold run's two debootstraps overlap),
+# each line prefixed by its ARCH by the child itself.
 if [ $# -gt 1 ]; then
   arches=("$@")
   pids=()
