@@ -253,12 +253,12 @@ def export_run(run_dir: str, out_dir: str, *, qat_run: str | None = None, varian
             schema differ from `run_dir`'s.
     """
     variants, skipped = plan_variants(variants, qat_run)
+    if "int8-qat" in variants:
+        training.refuse_differences(training.load_config(run_dir), training.load_config(qat_run).to_dict(), run_dir,
+                                    child=f"in {qat_run}", rule="--qat-run must be a QAT fine-tune of --run")
     float_model, config = training.load_run(run_dir)
     schema = config.schema
-    qat_model = None
-    if "int8-qat" in variants:
-        qat_model, qat_config = training.load_run(qat_run)
-        training.refuse_differences(config, qat_config.to_dict(), run_dir)
+    qat_model = training.load_run(qat_run)[0] if "int8-qat" in variants else None
     splits = datasets.read_manifest(os.path.join(run_dir, "manifest.json"))
     records = splits[split]
     faces = pipeline.decode_faces(records, schema)

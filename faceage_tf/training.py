@@ -233,14 +233,17 @@ def _differences(parent: TrainConfig, options: Mapping[str, Any]) -> list[tuple[
     return found
 
 
-def refuse_differences(parent: TrainConfig, options: Mapping[str, Any], parent_dir: str) -> None:
-    """Raises ValueError if `options` ask for another model or schema than the parent run's."""
+def refuse_differences(parent: TrainConfig, options: Mapping[str, Any], parent_dir: str, *,
+                       child: str = "here", rule: str = "") -> None:
+    """Raises ValueError if `options` (those of `child`) ask for another model or schema than the
+    parent run's; the message names both values and `rule`."""
     found = _differences(parent, options)
     if found:
-        listed = "; ".join(f"{name} is {json.dumps(mine)} in {parent_dir} but {json.dumps(asked)} here"
+        rule = rule or (f"a run started from --init-from {parent_dir} keeps that run's model and schema; "
+                        "leave these options out to inherit them")
+        listed = "; ".join(f"{name} is {json.dumps(mine)} in {parent_dir} but {json.dumps(asked)} {child}"
                            for name, mine, asked in found)  # values as config.json writes them
-        raise ValueError(f"a run started from --init-from {parent_dir} keeps that run's model and schema: {listed}. "
-                         "Leave these options out to inherit them.")
+        raise ValueError(f"{listed}. ({rule})")
 
 
 # ---------------------------------------------------------------------------------------------

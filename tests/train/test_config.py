@@ -107,3 +107,14 @@ def test_a_config_json_written_before_nesting_still_loads(parent_run):
     assert config.network_options == {"residual": {"widths": (16, 32, 64, 128), "blocks": (1, 1, 1, 1)}}
     with pytest.raises(ValueError, match="schema.input_size is 48 in .* but 96 here"):
         TrainConfig.resolve(dict(old, init_from=parent_run))
+
+
+def test_export_refuses_a_qat_run_of_another_model(parent_run, tmp_path):
+    from faceage_tf import export
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps(TrainConfig(architecture="residual", schema={"input_size": 64})
+                                                  .to_dict()))
+    with pytest.raises(ValueError, match=f"schema.input_size is 48 in {parent_run} but 64 in {other}"):
+        export.export_run(parent_run, str(tmp_path / "out"), qat_run=str(other))
