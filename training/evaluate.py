@@ -35,12 +35,15 @@ def main(argv=None):
     parser.add_argument("--out", help="output directory (default: RUN/eval)")
     parser.add_argument("--verbose", action="store_true", help="also show TensorFlow's own log lines")
     args = parser.parse_args(argv)
-
-    out = args.out or os.path.join(args.run, "eval")
     try:
-        model, config = load_run(args.run)
-    except (FileNotFoundError, ValueError) as e:
+        evaluate_run(args)
+    except (ValueError, OSError) as e:  # a missing run, an undecodable face, a bad .tflite file: say which
         sys.exit(f"evaluate.py: error: {e}")
+
+
+def evaluate_run(args):
+    out = args.out or os.path.join(args.run, "eval")
+    model, config = load_run(args.run)
     schema = config.schema
     records = datasets.read_manifest(os.path.join(args.run, "manifest.json"))[args.split]
     faces = pipeline.decode_faces(records, schema)
