@@ -1,4 +1,5 @@
-"""Face datasets as labelled records: UTKFace, Adience and CSV; bad data reported; content splits.
+"""Face datasets as labelled records: UTKFace, Adience, CSV and prepared crops; bad data reported;
+content splits; several sources in one run.
 
 Pure Python + Pillow (no TensorFlow): parsing, validation, de-duplication by content and
 stratified, seeded splits written to a manifest. `faceage_tf.pipeline` turns records into tf.data.
@@ -32,13 +33,18 @@ _UTKFACE_NAME = re.compile(r"^(\d+)_(\d+)_(?:(\d+)_)?\d+[^_]*\.chip\.jpg$")
 
 @dataclasses.dataclass(frozen=True)
 class FaceRecord:
-    """One labelled face crop. `race` is -1 when unknown; `fold` is Adience's cross-validation fold."""
+    """One labelled face crop. `race` is -1 when unknown; `fold` is Adience's cross-validation fold;
+    `source` names the data set it came from (figures are reported per source); `zoom` is how
+    many times the template's framing the image frames (1: the face crop itself; a prepared crop
+    holds the served crop as its centre 1 / zoom, with a margin for augmentation)."""
 
     path: str
     age: float
     gender: int
     race: int = -1
     fold: int = -1
+    source: str = ""
+    zoom: float = 1.0
 
 
 @dataclasses.dataclass
@@ -220,13 +226,91 @@ def load_csv(csv_path: str, *, validate=True, workers=8) -> tuple[list[FaceRecor
     return records, report
 
 
-LOADERS = {"utkface": load_utkface, "adience": load_adience, "csv": load_csv}
+# Written by `faceage_tf.prepare` next to each source's crops: how they were cut.
+PREPARED_RECORDS, PREPARED_INFO = "records.json", "info.json"
+PREPARED_ZOOM = 1.5  # the margin training expects around the template's framing (prepare.ZOOM)
 
 
-def load_dataset(kind: str, path: str, **kwargs) -> tuple[list[FaceRecord], DataReport]:
+def prepared_info(root: str) -> dict:
+    """`info.json` of a folder of prepared crops: zoom, input_size, size (px) and template."""
+    path = os.path.join(root, PREPARED_INFO)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{root}: no {PREPARED_INFO}; not a folder of crops from faceage_tf.prepare "
+                                "(or cut by an older version: run `python -m faceage_tf.prepare` again)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def check_prepared(root: str, schema: Schema, zoom: float = PREPARED_ZOOM) -> dict:
+    """The crops' info; raises ValueError naming both values if they were cut for another input
+    size, zoom or face template than `schema` and `zoom` ask for."""
+    info = prepared_info(root)
+    wanted = {"input_size": schema.input_size, "zoom": zoom, "size": round(schema.input_size * zoom),
+              "template": [list(p) for p in schema.template.keypoints]}
+    found = [f"{key} is {json.dumps(info.get(key))} in {os.path.join(root, PREPARED_INFO)} but {json.dumps(value)} here"
+             for key, value in wanted.items() if info.get(key) != value]
+    if found:
+        raise ValueError("; ".join(found) + ". (prepared crops are cut for one input size, zoom and template: "
+                         "run `python -m faceage_tf.prepare` for this schema)")
+    return info
+
+
+def load_prepared(root: str, *, validate=True, workers=8, schema: Schema | None = None,
+                  zoom: float = PREPARED_ZOOM) -> tuple[list[FaceRecord], DataReport]:
+    """Crops cut by `faceage_tf.prepare` (its `records.json`), checked against `schema` if given.
+    The faces prepare left out are in its own `report.json`, not here."""
+    info = check_prepared(root, schema, zoom) if schema is not None else prepared_info(root)
+    report = DataReport(source=f"prepared:{root}")
+    with open(os.path.join(root, PREPARED_RECORDS)) as f:
+        rows = json.load(f)
+    records = []
+    for row in rows:
+        report.total += 1
+        path = row["path"] if os.path.isabs(row["path"]) else os.path.join(root, row["path"])
+        if not os.path.exists(path):
+            report.add(path, "no such file")
+            continue
+        records.append(FaceRecord(**dict(row, path=path, zoom=float(info["zoom"]))))
+    if validate:
+        records = validate_images(records, report, workers)
+    return records, report
+
+
+LOADERS = {"utkface": load_utkface, "adience": load_adience, "csv": load_csv, "prepared": load_prepared}
+
+
+def load_dataset(kind: str, path: str, *, schema: Schema | None = None, **kwargs) -> tuple[list[FaceRecord], DataReport]:
+    """The records of a data set of `kind` at `path`; prepared crops are checked against `schema`."""
     if kind not in LOADERS:
         raise ValueError(f"dataset kind must be one of {sorted(LOADERS)}. Received: {kind!r}")
+    if kind == "prepared":
+        kwargs["schema"] = schema
     return LOADERS[kind](path, **kwargs)
+
+
+def normalize_sources(sources, dataset: str, data: str) -> list[dict]:
+    """A run's data sources as `{"kind", "path", "name"}` dicts, from dicts or 'KIND:PATH' strings
+    (name: the folder's name for prepared crops, else the kind); none: the one `dataset` at `data`."""
+    if not sources:
+        sources = [{"kind": dataset, "path": data}]
+    result = []
+    for source in sources:
+        if isinstance(source, str):
+            kind, _, path = source.partition(":")
+            source = {"kind": kind, "path": path}
+        if not isinstance(source, dict) or not source.get("kind") or not source.get("path"):
+            raise ValueError(f"a source is {{'kind': ..., 'path': ..., 'name': ...}} or 'KIND:PATH'. Received: {source!r}")
+        unknown = sorted(set(source) - {"kind", "path", "name"})
+        if unknown:
+            raise ValueError(f"source keys must be kind, path and name. Received: {unknown} in {source!r}")
+        if source["kind"] not in LOADERS:
+            raise ValueError(f"source kind must be one of {sorted(LOADERS)}. Received: {source['kind']!r}")
+        default = os.path.basename(os.path.normpath(source["path"])) if source["kind"] == "prepared" else source["kind"]
+        result.append({"kind": source["kind"], "path": source["path"], "name": source.get("name") or default})
+    names = [s["name"] for s in result]
+    if len(set(names)) != len(names):
+        raise ValueError(f"source names must differ (figures are reported per source). Received: {names}")
+    return result
 
 
 def content_hash(path: str) -> str:

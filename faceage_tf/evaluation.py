@@ -31,6 +31,21 @@ def _scores(gender_pred, group_pred, age_pred, gender, group, age) -> dict:
     }
 
 
+# Age bands of the signed age error (lower bound inclusive; the last is open): a model pulled
+# toward the crowded middle ages over-estimates the young and under-estimates the old.
+AGE_BANDS = {"0-12": (0, 13), "13-19": (13, 20), "20-39": (20, 40), "40-59": (40, 60), "60+": (60, 1000)}
+
+
+def age_bias(age_pred: np.ndarray, age: np.ndarray) -> dict:
+    """Per `AGE_BANDS` band of the true age: faces and the mean signed error (predicted - true, years)."""
+    bands = {}
+    for name, (low, high) in AGE_BANDS.items():
+        mask = (age >= low) & (age < high)
+        bands[name] = {"n": int(mask.sum()),
+                       "mean_signed_error": float(np.mean(age_pred[mask] - age[mask])) if mask.any() else None}
+    return bands
+
+
 def confusion_matrix(true: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts, rows = true class, columns = predicted class."""
     matrix = np.zeros((num_classes, num_classes), np.int64)
@@ -55,12 +70,19 @@ def evaluate(predictions: dict[str, np.ndarray], records: Sequence[FaceRecord], 
         return _scores(gender_pred[mask], group_pred[mask], age_pred[mask], gender[mask], group[mask], age[mask])
 
     result = scores(np.ones(len(records), bool))
+    result["age_bias"] = age_bias(age_pred, age)
     result["confusion"] = {
         "gender": confusion_matrix(gender, gender_pred, len(schema.gender_labels)).tolist(),
         "age_group": confusion_matrix(group, group_pred, schema.num_age_groups).tolist(),
     }
     result["by_gender"] = {label: scores(gender == i) for i, label in enumerate(schema.gender_labels)}
     result["by_age_group"] = {label: scores(group == i) for i, label in enumerate(schema.age_group_labels)}
+    source = np.array([r.source for r in records])
+    if any(source):
+        result["by_source"] = {}
+        for name in dict.fromkeys(source.tolist()):  # in order of appearance
+            mask = source == name
+            result["by_source"][name] = dict(scores(mask), age_bias=age_bias(age_pred[mask], age[mask]))
     if (race >= 0).any():
         result["by_race"] = {race_name(i): scores(race == i) for i in sorted(set(race.tolist())) if i >= 0}
         known = [v for v in result["by_race"].values() if v["n"]]
@@ -78,6 +100,11 @@ def summary(result: dict) -> dict:
     """The headline figures of `evaluate`'s result, and the same per gender, age group and race
     (no confusion matrices): what a model card carries."""
     out = {k: result[k] for k in SUMMARY_KEYS}
+    if "age_bias" in result:
+        out["age_bias"] = result["age_bias"]
+    if "by_source" in result:
+        out["by_source"] = {name: {k: v[k] for k in (*SUMMARY_KEYS, "age_bias") if k in v}
+                            for name, v in result["by_source"].items()}
     for key in ("by_gender", "by_age_group", "by_race"):
         if key in result:
             out[key] = {group: {k: v[k] for k in SUMMARY_KEYS if k in v} for group, v in result[key].items()}
@@ -102,8 +129,22 @@ def markdown_table(rows: dict[str, dict]) -> str:
     return "\n".join([HEADER] + [_row(name, s) for name, s in rows.items()])
 
 
+def bias_table(rows: dict[str, dict]) -> str:
+    """A Markdown table of the mean signed age error per age band, one row per named result."""
+    lines = ["| | " + " | ".join(AGE_BANDS) + " |", "|---" + "|---:" * len(AGE_BANDS) + "|"]
+    for name, result in rows.items():
+        cells = [f"{b['mean_signed_error']:+.2f} ({b['n']})" if b["n"] else "" for b in result["age_bias"].values()]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown_report(result: dict, schema: Schema, title: str = "Evaluation") -> str:
     parts = [f"## {title}", "", markdown_table({"all": result})]
+    if "by_source" in result:
+        parts += ["", "### By source", "", markdown_table(result["by_source"])]
+    if "age_bias" in result:
+        rows = {"all": result, **result.get("by_source", {})}
+        parts += ["", "### Mean signed age error by age band (predicted - true, years; faces)", "", bias_table(rows)]
     for key, heading in (("by_gender", "By gender"), ("by_age_group", "By age group"), ("by_race", "By race")):
         if key in result:
             parts += ["", f"### {heading}", "", markdown_table(result[key])]

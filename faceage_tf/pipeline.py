@@ -5,6 +5,12 @@ cached; the decoded uint8 faces then stay in memory (20k faces at 64 px are 250 
 order and augmentation are drawn from stateless RNGs keyed by (seed, epoch, step), so a run
 resumed from its epoch-end backup sees exactly the batches an uninterrupted run would.
 Augmentation lives here, never inside the model, so that exported models stay convertible.
+
+Prepared crops (`faceage_tf.prepare`: the serving path's crop with a margin, `FaceRecord.zoom`
+> 1) are decoded two ways: with their margin for training, where `augment_framing` draws a
+framing around the template's (zoom in and out, rotation, shift), and as the serving crop (their
+centre 1 / zoom at the input size) for validation, evaluation and export. Plain face crops keep
+the original pipeline (`augment`).
 """
 
 from __future__ import annotations
@@ -12,30 +18,66 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+import math
+
 import numpy as np
+from PIL import Image
 
 from faceage_tf.datasets import FaceRecord
 from faceage_tf.keras import tf
-from faceage_tf.preprocess import load_face
+from faceage_tf.preprocess import load_face, open_image, resize_face
 from faceage_tf.schema import Schema
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def decode_faces(records: Sequence[FaceRecord], schema: Schema, *, cache: str = "") -> tf.Tensor:
+def load_record_face(path: str, zoom: float, size: int, *, margin: bool = False) -> np.ndarray:
+    """One face as uint8 RGB. A plain crop (`zoom` 1): at `size`, as the runtime reads it. A prepared
+    crop: its serving framing (the centre 1 / `zoom`, at `size`), or with `margin` the whole
+    crop at `round(size * zoom)`."""
+    if zoom == 1.0:
+        return load_face(path, size)
+    image = open_image(path)
+    if margin:
+        return resize_face(image, round(size * zoom))
+    side = image.width / zoom
+    edge = (image.width - side) / 2
+    box = (edge, edge, edge + side, edge + side)
+    return np.asarray(image.resize((size, size), Image.BILINEAR, box=box), np.uint8)
+
+
+def margin_zoom(records: Sequence[FaceRecord]) -> float:
+    """The one zoom of `records` (1: plain crops); raises ValueError naming a face of each when
+    prepared crops of a zoom mix with other crops (the training faces form one tensor)."""
+    first = {}
+    for r in records:
+        first.setdefault(r.zoom, r)
+    if len(first) > 1:
+        named = ", ".join(f"zoom {zoom} ({r.source or 'no source'}: {r.path})" for zoom, r in sorted(first.items()))
+        raise ValueError(f"the training faces mix crops of different framing: {named}; "
+                         "cut every source with faceage_tf.prepare, or none")
+    return next(iter(first), 1.0)
+
+
+def decode_faces(records: Sequence[FaceRecord], schema: Schema, *, cache: str = "", margin: bool = False) -> tf.Tensor:
     """All faces as one uint8 tensor `(N, S, S, 3)`, decoded in parallel; `cache` names a file
-    prefix to keep the decoded faces between runs ('' keeps them in memory only)."""
+    prefix to keep the decoded faces between runs ('' keeps them in memory only).
+
+    S is the input size: prepared crops give their serving framing. With `margin`, prepared crops
+    keep their margin (S = round(input size * zoom), one zoom for all: see `margin_zoom`)."""
     size = schema.input_size
+    zoom = margin_zoom(records) if margin else 1.0
+    side = round(size * zoom)
 
-    def load(path):
-        return load_face(path.decode("utf-8"), size)
+    def load(path, face_zoom):
+        return load_record_face(path.decode("utf-8"), float(face_zoom), size, margin=margin)
 
-    def decode(path):
-        image = tf.numpy_function(load, [path], tf.uint8, stateful=False)
-        image.set_shape((size, size, 3))
+    def decode(path, face_zoom):
+        image = tf.numpy_function(load, [path, face_zoom], tf.uint8, stateful=False)
+        image.set_shape((side, side, 3))
         return image
 
-    paths = tf.data.Dataset.from_tensor_slices([r.path for r in records])
+    paths = tf.data.Dataset.from_tensor_slices(([r.path for r in records], [float(r.zoom) for r in records]))
     faces = paths.map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
     if cache:
         faces = faces.cache(cache)
@@ -45,7 +87,7 @@ def decode_faces(records: Sequence[FaceRecord], schema: Schema, *, cache: str = 
     except tf.errors.OpError as e:  # the Python error inside tf.numpy_function, without TF's wrapping
         errors = [line.strip() for line in e.message.splitlines() if re.match(r"[\w.]+(Error|Exception): ", line.strip())]
         raise ValueError(f"decoding the faces failed: {errors[-1] if errors else e.message}") from None
-    return tf.constant(np.concatenate(parts) if parts else np.zeros((0, size, size, 3), np.uint8))
+    return tf.constant(np.concatenate(parts) if parts else np.zeros((0, side, side, 3), np.uint8))
 
 
 def label_arrays(records: Sequence[FaceRecord], schema: Schema) -> dict[str, np.ndarray]:
@@ -97,10 +139,60 @@ def augment(images, seed, *, scale_range=(0.85, 1.0), brightness=0.15, contrast=
     return tf.clip_by_value(x, 0.0, 255.0)
 
 
+def _colour(x, u_contrast, u_brightness, brightness, contrast):
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    x = (x - mean) * (1.0 + contrast * (2.0 * u_contrast[:, None, None, None] - 1.0)) + mean
+    x = x + 255.0 * brightness * (2.0 * u_brightness[:, None, None, None] - 1.0)
+    return tf.clip_by_value(x, 0.0, 255.0)
+
+
+# Framing augmentation of prepared crops: the part of the template's side seen (below 1: zoomed
+# in; above 1: zoomed out), the largest rotation in degrees, the largest shift as a fraction of
+# the template's side.
+FRAMING = {"scale_range": (0.85, 1.3), "max_rotation": 12.0, "max_shift": 0.08}
+
+
+def framing_transforms(batch_u, side: int, size: int, zoom: float, *, scale_range, max_rotation, max_shift):
+    """Projective transforms (output pixel -> crop pixel, `ImageProjectiveTransformV3`'s form) for
+    a random framing per face, from 5 uniforms per face: scale, angle, shift x, shift y (the 5th
+    unused). The identity draw (scale 1, no turn, no shift) gives the serving crop: the centre
+    `side / zoom` pixels of the crop, resampled to `size`."""
+    scale = scale_range[0] + (scale_range[1] - scale_range[0]) * batch_u[:, 0]
+    angle = math.radians(max_rotation) * (2.0 * batch_u[:, 1] - 1.0)
+    template_side = side / zoom  # pixels of the crop
+    shift_x = max_shift * template_side * (2.0 * batch_u[:, 2] - 1.0)
+    shift_y = max_shift * template_side * (2.0 * batch_u[:, 3] - 1.0)
+    step = scale * template_side / size  # crop pixels per output pixel
+    c_in, c_out = (side - 1) / 2.0, (size - 1) / 2.0
+    a0, a1 = step * tf.cos(angle), -step * tf.sin(angle)
+    b0, b1 = step * tf.sin(angle), step * tf.cos(angle)
+    a2 = c_in + shift_x - (a0 + a1) * c_out
+    b2 = c_in + shift_y - (b0 + b1) * c_out
+    zeros = tf.zeros_like(a0)
+    return tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+
+
+def augment_framing(images, seed, *, size: int, zoom: float, brightness=0.15, contrast=0.25, **framing):
+    """Batched, seeded augmentation of prepared crops (uint8, side `size * zoom`, the template's
+    framing their centre 1 / zoom) to `size`: flip, a random framing (`FRAMING`: zoom in and out,
+    rotation, shift; borders reflected), brightness, contrast."""
+    framing = dict(FRAMING, **framing)
+    batch = tf.shape(images)[0]
+    side = images.shape[1]
+    u = tf.random.stateless_uniform([batch, 8], seed=seed)
+    x = tf.cast(images, tf.float32)
+    x = tf.where(u[:, 0:1, None, None] < 0.5, tf.reverse(x, axis=[2]), x)
+    transforms = framing_transforms(u[:, 1:6], side, size, zoom, **framing)
+    x = tf.raw_ops.ImageProjectiveTransformV3(images=x, transforms=transforms, output_shape=tf.constant([size, size]),
+                                              fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+    x.set_shape((None, size, size, 3))
+    return _colour(x, u[:, 6], u[:, 7], brightness, contrast)
+
+
 def training_dataset(
     faces, labels: dict[str, np.ndarray], output_names: Sequence[str], schema: Schema, *,
     batch_size: int, epochs: int, start_epoch: int = 0, seed: int = 0, sample_weights: np.ndarray | None = None,
-    shard: tuple[int, int] = (0, 1), local_replicas: int = 1,
+    shard: tuple[int, int] = (0, 1), local_replicas: int = 1, zoom: float = 1.0,
 ):
     """Batches for epochs `start_epoch..epochs-1`: `(images, targets, weights)` dicts keyed by
     `output_names`. `sample_weights` (per face) weigh the age outputs. Drops the last partial
@@ -110,6 +202,9 @@ def training_dataset(
     slice of every global batch of `batch_size`, so the workers together see exactly the batches
     one machine would; a pipeline feeding `local_replicas` devices yields its slice in that many
     consecutive per-replica batches.
+
+    `zoom` > 1: `faces` are prepared crops with their margin (`decode_faces(margin=True)`),
+    augmented by `augment_framing` to the input size; 1: plain faces, augmented by `augment`.
     """
     n = int(faces.shape[0])
     steps = steps_per_epoch(n, batch_size)
@@ -130,7 +225,11 @@ def training_dataset(
 
     def make_batch(element, faces_index):
         # Seeded by the element number and this pipeline's index: reproducible on a resume.
-        images = augment(tf.gather(faces, faces_index), tf.stack([tf.cast(seed, tf.int64), element * count + index]))
+        face_seed = tf.stack([tf.cast(seed, tf.int64), element * count + index])
+        if zoom == 1.0:
+            images = augment(tf.gather(faces, faces_index), face_seed)
+        else:
+            images = augment_framing(tf.gather(faces, faces_index), face_seed, size=schema.input_size, zoom=zoom)
         ys = {name: tf.gather(t, faces_index) for name, t in targets.items()}
         w = tf.gather(age_weights, faces_index)
         ones = tf.ones_like(w)

@@ -13,7 +13,9 @@ face) the image is extended by reflection first, so no black border is invented.
 A face the detector misses in its own image is left out and listed in the report with the
 reason: the runtime would not find it in a user's photo either, and a crop cut another way
 would teach a framing the runtime never serves. Cached crops are PNG files named by the source
-file's content hash, written atomically; a second run reuses them.
+file's content hash, written atomically; a second run reuses them. Each source's folder gets
+`records.json` (the kept faces, pointing at their crops), `info.json` (zoom, input size, crop
+size and template: training refuses crops cut for another schema) and `report.json`.
 
 Pure numpy and Pillow with the runtime's interpreter (no TensorFlow).
 """
@@ -34,13 +36,13 @@ import numpy as np
 from PIL import Image
 
 from faceage_tf.align import align_face
-from faceage_tf.datasets import FaceRecord, load_utkface
+from faceage_tf.datasets import PREPARED_INFO, PREPARED_RECORDS, PREPARED_ZOOM, FaceRecord, load_utkface
 from faceage_tf.files import atomic_write_bytes, atomic_write_text
 from faceage_tf.preprocess import ImageError, open_image
 from faceage_tf.runtime.detectors import BlazeFaceDetector
 from faceage_tf.schema import Schema
 
-ZOOM = 1.5  # the cached crop frames 1.5x the template's side: room to zoom out to 1.5 and turn
+ZOOM = PREPARED_ZOOM  # 1.5: the cached crop frames 1.5x the template's side: room to zoom out to 1.5 and turn
 REFLECT = 0.5  # reflection added around each source image, as a fraction of its longer side
 AAF_GENDERS = {"male": 0, "female": 1}  # to the schema's order (0 = male)
 
@@ -127,8 +129,28 @@ def prepare(records: Sequence[FaceRecord], source: str, out_dir: str, schema: Sc
             buffer = io.BytesIO()
             crop.save(buffer, "PNG")
             atomic_write_bytes(target, buffer.getvalue())
-        kept.append(dataclasses.replace(record, path=target))
+        kept.append(dataclasses.replace(record, path=target, zoom=zoom))
     return kept, report
+
+
+def info(schema: Schema, zoom: float = ZOOM) -> dict:
+    """How crops are cut (written as `info.json`; training refuses crops cut another way)."""
+    return {"zoom": zoom, "input_size": schema.input_size, "size": round(schema.input_size * zoom),
+            "template": [list(p) for p in schema.template.keypoints]}
+
+
+def prepare_source(records: Sequence[FaceRecord], source: str, out_dir: str, schema: Schema, *,
+                   unusable: Sequence[tuple[str, str]] = (), zoom: float = ZOOM) -> PrepareReport:
+    """Cuts a source's faces into `out_dir` and writes what training reads there: `records.json`
+    (the kept faces, pointing at their crops), `info.json` (how they were cut) and `report.json`
+    (faces left out and why, `unusable` ones of the loader included)."""
+    kept, report = prepare(records, source, out_dir, schema, zoom=zoom)
+    report.left_out += list(unusable)
+    report.total += len(unusable)
+    atomic_write_text(os.path.join(out_dir, PREPARED_RECORDS), json.dumps([dataclasses.asdict(r) for r in kept], indent=1))
+    atomic_write_text(os.path.join(out_dir, PREPARED_INFO), json.dumps(info(schema, zoom), indent=1))
+    atomic_write_text(os.path.join(out_dir, "report.json"), json.dumps(report.to_dict(), indent=1))
+    return report
 
 
 def _utkface(root: str) -> tuple[list[FaceRecord], list[tuple[str, str]]]:
@@ -153,12 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--source must be KIND:PATH with KIND in {sorted(LOADERS)}. Received: {spec!r}")
         records, unusable = LOADERS[kind](root)
         records = records[:args.limit] if args.limit else records
-        kept, report = prepare(records, kind, os.path.join(args.out, kind), schema)
-        report.left_out += unusable
-        report.total += len(unusable)
-        atomic_write_text(os.path.join(args.out, kind, "records.json"),
-                          json.dumps([dataclasses.asdict(r) for r in kept], indent=1))
-        atomic_write_text(os.path.join(args.out, kind, "report.json"), json.dumps(report.to_dict(), indent=1))
+        report = prepare_source(records, kind, os.path.join(args.out, kind), schema, unusable=unusable)
         print(report.summary(), file=sys.stderr)
     return 0
 

@@ -53,6 +53,10 @@ class TrainConfig:
         schema: labels, age groups, input size, normalisation, face crops (a flag per plain field).
         dataset: kind of the data set.
         data: the data set's folder (a CSV file for --dataset csv).
+        sources: several data sets in one run, instead of dataset/data: KIND:PATH items, or in a
+            config file {"kind", "path", "name"} objects; each is split on its own, then joined.
+        test_source: the name of a source that becomes the whole test split (cross-data-set test);
+            the other sources then give only training and validation faces.
         epochs: epochs to train.
         batch_size: faces per training step.
         learning_rate: peak learning rate (AdamW, warm-up, then cosine decay).
@@ -65,7 +69,7 @@ class TrainConfig:
         val_fraction, test_fraction: fractions of the faces for validation and for the test split.
         test_fold: Adience: the fold held out for testing.
         seed: seed of the split, the initial weights, the order of faces and their augmentation.
-        limit: use only this many faces, drawn at random (0: all): quick runs and tests.
+        limit: use only this many faces of each source, drawn at random (0: all): quick runs and tests.
         early_stopping: stop after this many epochs without a better validation loss (0: off).
         distribute: none, mirrored (the devices of one machine), multiworker (the machines of
             TF_CONFIG) or auto (multiworker when TF_CONFIG is set).
@@ -82,6 +86,8 @@ class TrainConfig:
     # The data and its split
     dataset: str = "utkface"
     data: str = "../shared/data/utkface"
+    sources: Sequence = ()  # () : the one `dataset` at `data`
+    test_source: str = ""
     limit: int = 0  # 0: all faces
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -123,8 +129,19 @@ class TrainConfig:
                              f"(its networks: {list(self.members)})")
         # Every option of every network, so that the run does not depend on the code's defaults.
         self.network_options = {m: models.network_options(m, self.network_options.get(m)) for m in self.members}
+        if self.sources:
+            self.sources = datasets.normalize_sources(self.sources, self.dataset, self.data)
+        names = [source["name"] for source in self.data_sources()]
+        if self.test_source and self.test_source not in names:
+            raise ValueError(f"test_source must name one of the sources {names}. Received: {self.test_source!r}")
+        if self.test_source and len(names) < 2:
+            raise ValueError(f"test_source {self.test_source!r} would leave nothing to train on: list another source")
         if self.qat and not self.init_from:
             raise ValueError("qat fine-tunes a trained float model: set init_from to its run directory")
+
+    def data_sources(self) -> list[dict]:
+        """The run's sources as {"kind", "path", "name"} (the one dataset/data when none are listed)."""
+        return datasets.normalize_sources(self.sources, self.dataset, self.data)
 
     def build_model(self, *, load_init: bool = True):
         """The model of this config, with `init_from`'s weights (unless `load_init` is False);
@@ -198,7 +215,7 @@ def _upgrade_flat_keys(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # What a run with init_from takes from its parent run (the model, its schema and the data).
-INHERITED = ("architecture", "members", "network_options", "gender_input", "schema", "dataset", "data")
+INHERITED = ("architecture", "members", "network_options", "gender_input", "schema", "dataset", "data", "sources")
 
 
 def load_config(run_dir: str) -> TrainConfig:
@@ -228,6 +245,11 @@ def _differences(parent: TrainConfig, options: Mapping[str, Any]) -> list[tuple[
         elif key == "members":
             if tuple(asked) != parent.members and parent.architecture == models.ENSEMBLE:
                 found.append((key, list(parent.members), list(asked)))
+        elif key == "sources":
+            mine = parent.data_sources() if parent.sources else []
+            theirs = datasets.normalize_sources(asked, parent.dataset, parent.data) if asked else []
+            if theirs != mine:
+                found.append((key, mine, theirs))
         elif asked != getattr(parent, key):
             found.append((key, getattr(parent, key), asked))
     return found
@@ -281,7 +303,9 @@ def _flag_parser(default):
 
 
 def _show(value) -> str:
-    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value) if value != "" else "none"
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value)) or "none"
+    return str(value) if value != "" else "none"
 
 
 def config_flags() -> list[dict]:
@@ -464,24 +488,43 @@ def prepare_splits(config: TrainConfig, run_dir: str, is_chief: bool = True) -> 
         if is_chief:
             datasets.write_manifest(manifest, splits, dataset=config.dataset, data=config.data, init_from=config.init_from)
         return splits
-    records, report = datasets.load_dataset(config.dataset, config.data, validate=False)
+    splits = {name: [] for name in datasets.SPLITS}
+    reports = {}
+    for source in config.data_sources():
+        part, reports[source["name"]] = _source_split(config, source)
+        for name in datasets.SPLITS:
+            splits[name] += part[name]
+    print("split: " + ", ".join(f"{len(splits[name])} {name}" for name in datasets.SPLITS) + " faces")
+    if is_chief:
+        report = next(iter(reports.values())).to_dict() if len(reports) == 1 else \
+            {"sources": {name: r.to_dict() for name, r in reports.items()}}
+        files.atomic_write_text(os.path.join(run_dir, "data_report.json"), json.dumps(report, indent=1))
+        datasets.write_manifest(manifest, splits, dataset=config.dataset, data=config.data, seed=config.seed,
+                                sources=config.data_sources(), test_source=config.test_source)
+    return splits
+
+
+def _source_split(config: TrainConfig, source: dict) -> tuple[dict[str, list], datasets.DataReport]:
+    """One source's records, each tagged with the source's name, split on their own: by content
+    and stratified (Adience: by fold); the `test_source` is all test."""
+    records, report = datasets.load_dataset(source["kind"], os.path.expanduser(source["path"]),
+                                            schema=config.schema, validate=False)
+    records = [dataclasses.replace(r, source=source["name"]) for r in records]
     if config.limit and config.limit < len(records):
         random.Random(config.seed).shuffle(records)
-        print(f"--limit {config.limit}: using {config.limit} of the {len(records)} faces, drawn with seed {config.seed}")
+        print(f"--limit {config.limit}: using {config.limit} of the {len(records)} faces of {source['name']}, "
+              f"drawn with seed {config.seed}")
         report.not_drawn = len(records) - config.limit
         records = records[: config.limit]
     records = datasets.validate_images(records, report)  # only what the pipeline will decode
     print(report.summary())
-    if config.dataset == "adience":
-        splits = datasets.split_by_fold(records, config.test_fold)
-    else:
-        splits = datasets.split_by_content(records, config.schema, val_fraction=config.val_fraction,
-                                           test_fraction=config.test_fraction, seed=config.seed)
-    print("split: " + ", ".join(f"{len(splits[name])} {name}" for name in datasets.SPLITS) + " faces")
-    if is_chief:
-        files.atomic_write_text(os.path.join(run_dir, "data_report.json"), json.dumps(report.to_dict(), indent=1))
-        datasets.write_manifest(manifest, splits, dataset=config.dataset, data=config.data, seed=config.seed)
-    return splits
+    if source["name"] == config.test_source:
+        return {"train": [], "val": [], "test": sorted(records, key=lambda r: r.path)}, report
+    if source["kind"] == "adience":
+        return datasets.split_by_fold(records, config.test_fold), report
+    test_fraction = 0.0 if config.test_source else config.test_fraction
+    return datasets.split_by_content(records, config.schema, val_fraction=config.val_fraction,
+                                     test_fraction=test_fraction, seed=config.seed), report
 
 
 def check_run_dir(run_dir: str, *, resume: bool, overwrite: bool) -> None:
@@ -577,7 +620,9 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, overwrite:
     cache = os.path.join(run_dir, "cache") if config.cache and is_chief else ""
     if cache:
         os.makedirs(cache, exist_ok=True)
-    faces = {name: pipeline.decode_faces(splits[name], schema, cache=os.path.join(cache, name) if cache else "")
+    zoom = pipeline.margin_zoom(splits["train"])  # prepared crops train with their margin
+    faces = {name: pipeline.decode_faces(splits[name], schema, cache=os.path.join(cache, name) if cache else "",
+                                         margin=name == "train")
              for name in ("train", "val")}
     labels = {name: pipeline.label_arrays(splits[name], schema) for name in ("train", "val")}
 
@@ -593,7 +638,7 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, overwrite:
         return pipeline.training_dataset(
             faces["train"], labels["train"], output_keys, schema, batch_size=config.batch_size, epochs=config.epochs,
             start_epoch=start_epoch, seed=config.seed, sample_weights=weights, shard=shard,
-            local_replicas=local_replicas)
+            local_replicas=local_replicas, zoom=zoom)
 
     validation_steps = None
     if config.distribute in ("none", "auto") and strategy.num_replicas_in_sync == 1:

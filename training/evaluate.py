@@ -5,7 +5,8 @@
     python training/evaluate.py --run runs/ensemble --tflite model.tflite
 
 Writes metrics.json, report.md, confusion_*.png, attention.png and summary.md to --out
-(default RUN/eval). Figures are broken down by gender, age group and race.
+(default RUN/eval). Figures are broken down by source, gender, age group and race, with the mean
+signed age error per age band (0-12, 13-19, 20-39, 40-59, 60+).
 """
 
 import argparse
@@ -81,10 +82,15 @@ def evaluate_run(args):
 
     summary = f"# {args.split} split of {args.run} ({len(records)} faces, flip TTA: {flip})\n\n"
     summary += evaluation.markdown_table(results) + "\n"
+    per_source = {f"{name}, {source}": figures for name, result in results.items()
+                  for source, figures in result.get("by_source", {}).items()}
+    if len(per_source) > len(results):  # several sources: each one's figures, then the bias per age band
+        summary += "\n## By source\n\n" + evaluation.markdown_table(per_source) + "\n"
+    summary += ("\n## Mean signed age error by age band (predicted - true, years; faces)\n\n"
+                + evaluation.bias_table({**results, **per_source}) + "\n")
     files.atomic_write_text(os.path.join(out, "summary.md"), summary)
     files.atomic_write_text(os.path.join(out, "summary.json"),
-                               json.dumps({k: {m: v[m] for m in v if not isinstance(v[m], dict)}
-                                           for k, v in results.items()}, indent=2))
+                            json.dumps({k: evaluation.summary(v) for k, v in results.items()}, indent=2))
     print(summary)
 
 

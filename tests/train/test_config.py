@@ -118,3 +118,14 @@ def test_export_refuses_a_qat_run_of_another_model(parent_run, tmp_path):
                                                   .to_dict()))
     with pytest.raises(ValueError, match=f"schema.input_size is 48 in {parent_run} but 64 in {other}"):
         export.export_run(parent_run, str(tmp_path / "out"), qat_run=str(other))
+
+
+def test_the_serving_crops_recipe_lists_both_prepared_sources():
+    """configs/serving_crops.json: the default recipe on crops cut by the serving path, both data sets."""
+    config = TrainConfig.from_file(os.path.join(ROOT, "configs", "serving_crops.json"))
+    with open(os.path.join(ROOT, "configs", "default.json")) as f:
+        default = TrainConfig.from_dict(json.load(f))
+    assert [(s["kind"], s["name"]) for s in config.data_sources()] == [("prepared", "utkface"), ("prepared", "aaf")]
+    assert config.schema == default.schema and config.members == default.members and not config.test_source
+    differing = {k for k, v in config.to_dict().items() if v != default.to_dict()[k]}
+    assert differing == {"sources"}

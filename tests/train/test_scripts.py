@@ -36,5 +36,5 @@ def test_train_help_documents_every_flag_with_its_default():
         assert flag["help"].strip(), flag["dest"]
     for name in ("--limit", "--input-size", "--residual-widths", "--init-from", "--resume", "--overwrite", "--progress"):
         assert name in text, name
-    assert "--limit LIMIT use only this many faces, drawn at random (0: all): quick runs and tests (default: 0)" in text
+    assert "--limit LIMIT use only this many faces of each source, drawn at random (0: all): quick runs and tests (default: 0)" in text
     assert "{attentional,residual,ensemble}" in text and "(default: 64)" in text

@@ -1,0 +1,145 @@
+"""Training on what the runtime serves: several sources of crops cut by `faceage_tf.prepare` in one
+run, each split on its own; augmentation across framing in tf.data; a whole source as the test
+split; figures per source. Real faces: UTKFace crops and AAF photos, cut by the real detector."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from faceage_tf import datasets, evaluation, pipeline, prepare, training
+from faceage_tf.keras import tf
+from faceage_tf.schema import Schema
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+AAF = os.environ.get("FACEAGE_AAF", os.path.join(ROOT, "..", "shared", "data", "aaf"))
+FACES = 96  # of each source
+
+
+@pytest.fixture(scope="module")
+def crops(utkface_dir, tmp_path_factory):
+    """Prepared crops of 96 real UTKFace faces and 96 real AAF photos: {name: folder}."""
+    if not os.path.isfile(os.path.join(AAF, "labels.csv")):
+        pytest.skip(f"AAF not found at {AAF} (set FACEAGE_AAF to the AAF folder)")
+    out = tmp_path_factory.mktemp("crops")
+    utkface = []
+    for name in sorted(n for n in os.listdir(utkface_dir) if n.endswith(".jpg"))[::150][:FACES]:
+        age, gender, race = datasets.parse_utkface_name(name)
+        utkface.append(datasets.FaceRecord(os.path.join(utkface_dir, name), float(age), gender, race))
+    aaf, _ = prepare.load_aaf(AAF)
+    folders = {}
+    for name, records in (("utkface", utkface), ("aaf", aaf[::len(aaf) // FACES][:FACES])):
+        folders[name] = str(out / name)
+        report = prepare.prepare_source(records, name, folders[name], Schema())
+        assert report.total - len(report.left_out) >= FACES - 4, report.summary()
+    return folders
+
+
+def test_prepared_crops_say_how_they_were_cut_and_another_cut_is_refused(crops):
+    info = datasets.check_prepared(crops["aaf"], Schema())
+    assert info["zoom"] == prepare.ZOOM and info["size"] == 96 and info["input_size"] == 64
+    with pytest.raises(ValueError, match=r"input_size is 64 in .*info.json but 96 here"):
+        datasets.check_prepared(crops["aaf"], Schema(input_size=96))
+    with pytest.raises(ValueError, match=r"zoom is 1.5 in .*info.json but 1.2 here"):
+        datasets.check_prepared(crops["aaf"], Schema(), zoom=1.2)
+    result = subprocess.run([sys.executable, "training/train.py", "--sources", f"prepared:{crops['aaf']}",
+                             "--input-size", "96", "--out", os.path.join(crops["aaf"], "..", "refused")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 2 and "input_size is 64 in" in result.stderr and "but 96 here" in result.stderr
+
+
+def test_each_source_is_split_on_its_own_and_keeps_its_name(crops, tmp_path):
+    sources = [{"kind": "prepared", "path": crops["utkface"], "name": "utkface"},
+               {"kind": "prepared", "path": crops["aaf"], "name": "aaf"}]
+    config = training.TrainConfig(sources=sources, val_fraction=0.2, test_fraction=0.2)
+    splits = training.prepare_splits(config, str(tmp_path))
+    paths = {name: {r.path for r in recs} for name, recs in splits.items()}
+    assert not (paths["train"] & paths["val"] or paths["train"] & paths["test"] or paths["val"] & paths["test"])
+    for name in ("utkface", "aaf"):
+        counts = {split: sum(r.source == name for r in recs) for split, recs in splits.items()}
+        total = sum(counts.values())
+        assert total >= FACES - 4 and abs(counts["test"] - 0.2 * total) <= 6, (name, counts)
+    assert {r.zoom for recs in splits.values() for r in recs} == {prepare.ZOOM}
+    assert datasets.read_manifest(str(tmp_path / "manifest.json")) == splits
+
+    cross = training.TrainConfig(sources=sources, test_source="aaf")
+    splits = training.prepare_splits(cross, str(tmp_path / "cross"))
+    assert {r.source for r in splits["test"]} == {"aaf"} and len(splits["test"]) >= FACES - 4
+    assert {r.source for r in splits["train"] + splits["val"]} == {"utkface"}
+    with pytest.raises(ValueError, match="test_source must name one of the sources"):
+        training.TrainConfig(sources=sources, test_source="fgnet")
+
+
+def test_framing_augmentation_draws_around_the_serving_crop(crops):
+    schema = Schema()
+    records, _ = datasets.load_dataset("prepared", crops["aaf"], schema=schema)
+    records = records[:32]
+    served = pipeline.decode_faces(records, schema).numpy()
+    margin = pipeline.decode_faces(records, schema, margin=True)
+    assert served.shape == (32, 64, 64, 3) and margin.shape == (32, 96, 96, 3)
+    seed = tf.constant([0, 7], tf.int64)
+    still = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM, scale_range=(1.0, 1.0),
+                                     max_rotation=0.0, max_shift=0.0, brightness=0.0, contrast=0.0).numpy()
+    unflipped = np.abs(still - served).reshape(32, -1).max(axis=1)
+    flipped = np.abs(still - served[:, :, ::-1]).reshape(32, -1).max(axis=1)
+    assert np.minimum(unflipped, flipped).max() == 0.0  # the identity draw is the serving crop, exactly
+    drawn = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM).numpy()
+    again = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM).numpy()
+    other = pipeline.augment_framing(margin, tf.constant([0, 8], tf.int64), size=64, zoom=prepare.ZOOM).numpy()
+    assert drawn.shape == (32, 64, 64, 3) and np.array_equal(drawn, again) and not np.array_equal(drawn, other)
+    # Zoomed out to 1.3 template sides, the face fills less of the crop: the centre resembles a
+    # shrunken serving crop more than the serving crop itself.
+    wide = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM, scale_range=(1.3, 1.3),
+                                    max_rotation=0.0, max_shift=0.0, brightness=0.0, contrast=0.0).numpy()
+    shrunk = tf.image.resize(served, (49, 49)).numpy()
+    centre = wide[:, 8:57, 8:57]
+    diff = lambda a, b: min(np.abs(a - b).mean(), np.abs(a - b[:, ::-1]).mean())  # noqa: E731
+    assert np.mean([diff(c, s) for c, s in zip(centre, shrunk)]) < np.mean([diff(c, s[8:57, 8:57]) for c, s in zip(centre, served)])
+
+
+def test_prepared_and_plain_crops_do_not_mix_in_training(crops, utkface_files):
+    records, _ = datasets.load_dataset("prepared", crops["aaf"], schema=Schema())
+    plain = datasets.FaceRecord(utkface_files[0], 30.0, 0, source="plain")
+    with pytest.raises(ValueError, match=r"mix crops of different framing: zoom 1.0 \(plain: .*zoom 1.5"):
+        pipeline.decode_faces(records[:4] + [plain], Schema(), margin=True)
+
+
+def test_age_bias_per_band_is_the_mean_signed_error():
+    records = [datasets.FaceRecord(f"f{i}", age, 0, source=src)
+               for i, (age, src) in enumerate([(5, "a"), (10, "b"), (15, "a"), (30, "b"), (70, "a")])]
+    predicted = np.array([9.0, 12.0, 14.0, 30.0, 60.0])
+    predictions = {"gender": np.tile([[0.9, 0.1]], (5, 1)), "age_group": np.eye(9)[[1, 2, 2, 4, 7]], "age": predicted}
+    result = evaluation.evaluate(predictions, records, Schema())
+    assert result["age_bias"]["0-12"] == {"n": 2, "mean_signed_error": 3.0}
+    assert result["age_bias"]["60+"] == {"n": 1, "mean_signed_error": -10.0}
+    assert result["age_bias"]["40-59"] == {"n": 0, "mean_signed_error": None}
+    assert result["by_source"]["a"]["n"] == 3 and result["by_source"]["a"]["age_bias"]["0-12"]["mean_signed_error"] == 4.0
+    report = evaluation.markdown_report(result, Schema())
+    assert "### By source" in report and "| a | 3 |" in report and "+4.00 (1)" in report
+
+
+def test_two_prepared_sources_train_one_epoch_and_evaluate_per_source(crops, tmp_path):
+    run = str(tmp_path / "run")
+    config = {"sources": [{"kind": "prepared", "path": crops["utkface"], "name": "utkface"},
+                          {"kind": "prepared", "path": crops["aaf"], "name": "aaf"}]}
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    train = subprocess.run([sys.executable, "training/train.py", "--config", str(config_path), "--architecture",
+                            "residual", "--residual-widths", "16,32,64,128", "--residual-blocks", "1,1,1,1",
+                            "--batch-size", "32", "--epochs", "1", "--cache", "false", "--progress", "epochs",
+                            "--test-fraction", "0.25", "--out", run], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert train.returncode == 0, train.stderr[-3000:]
+    evaluate = subprocess.run([sys.executable, "training/evaluate.py", "--run", run, "--attention", "0"],
+                              capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert evaluate.returncode == 0, evaluate.stderr[-3000:]
+    with open(os.path.join(run, "eval", "summary.json")) as f:
+        summary = json.load(f)["residual"]
+    assert set(summary["by_source"]) == {"utkface", "aaf"}
+    assert summary["n"] == sum(s["n"] for s in summary["by_source"].values())
+    for figures in [summary] + list(summary["by_source"].values()):
+        assert 0 <= figures["gender_accuracy"] <= 1 and figures["age_mae"] > 0
+        assert set(figures["age_bias"]) == set(evaluation.AGE_BANDS)
+    assert "## By source" in evaluate.stdout and "residual, aaf" in evaluate.stdout
