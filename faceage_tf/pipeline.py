@@ -146,10 +146,27 @@ def _colour(x, u_contrast, u_brightness, brightness, contrast):
     return tf.clip_by_value(x, 0.0, 255.0)
 
 
-# Framing augmentation of prepared crops: the part of the template's side seen (below 1: zoomed
-# in; above 1: zoomed out), the largest rotation in degrees, the largest shift as a fraction of
-# the template's side.
-FRAMING = {"scale_range": (0.85, 1.3), "max_rotation": 12.0, "max_shift": 0.08}
+# Augmentation of prepared crops (`TrainConfig.augmentation`): the part of the template's side
+# seen (below 1: zoomed in; above 1: zoomed out), the largest rotation in degrees, the largest
+# shift as a fraction of the template's side, and the chance of a face turned grey or blurred.
+FRAMING = {"scale_range": (0.85, 1.3), "max_rotation": 12.0, "max_shift": 0.08, "greyscale": 0.0, "blur": 0.0}
+BLUR_SIGMA = 1.0  # pixels of the input size: a soft, out-of-focus or upscaled-photo look
+
+
+def framing_options(options=None) -> dict:
+    """`FRAMING` updated by `options`, checked (ValueError quoting the bad value)."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(FRAMING))
+    if unknown:
+        raise ValueError(f"augmentation options must be among {sorted(FRAMING)}. Received: {unknown}")
+    merged = dict(FRAMING, **options)
+    low, high = merged["scale_range"]
+    if not 0 < low <= high:
+        raise ValueError(f"augmentation scale_range must be 0 < low <= high. Received: {merged['scale_range']!r}")
+    for key in ("greyscale", "blur"):
+        if not 0 <= merged[key] <= 1:
+            raise ValueError(f"augmentation {key} is a probability (0..1). Received: {merged[key]!r}")
+    return {**merged, "scale_range": [float(low), float(high)]}
 
 
 def framing_transforms(batch_u, side: int, size: int, zoom: float, *, scale_range, max_rotation, max_shift):
@@ -175,8 +192,10 @@ def framing_transforms(batch_u, side: int, size: int, zoom: float, *, scale_rang
 def augment_framing(images, seed, *, size: int, zoom: float, brightness=0.15, contrast=0.25, **framing):
     """Batched, seeded augmentation of prepared crops (uint8, side `size * zoom`, the template's
     framing their centre 1 / zoom) to `size`: flip, a random framing (`FRAMING`: zoom in and out,
-    rotation, shift; borders reflected), brightness, contrast."""
-    framing = dict(FRAMING, **framing)
+    rotation, shift; borders reflected), brightness, contrast, then (with their `FRAMING`
+    probabilities) greyscale and blur."""
+    framing = framing_options(framing)
+    greyscale, blur = framing.pop("greyscale"), framing.pop("blur")
     batch = tf.shape(images)[0]
     side = images.shape[1]
     u = tf.random.stateless_uniform([batch, 8], seed=seed)
@@ -186,13 +205,26 @@ def augment_framing(images, seed, *, size: int, zoom: float, brightness=0.15, co
     x = tf.raw_ops.ImageProjectiveTransformV3(images=x, transforms=transforms, output_shape=tf.constant([size, size]),
                                               fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
     x.set_shape((None, size, size, 3))
-    return _colour(x, u[:, 6], u[:, 7], brightness, contrast)
+    x = _colour(x, u[:, 6], u[:, 7], brightness, contrast)
+    if greyscale or blur:  # their own draws: the ones above stay as they are
+        v = tf.random.stateless_uniform([batch, 2], seed=tf.stack([seed[0] + 1, seed[1]]))
+        if greyscale:
+            grey = tf.tile(tf.image.rgb_to_grayscale(x), [1, 1, 1, 3])
+            x = tf.where(v[:, 0, None, None, None] < greyscale, grey, x)
+        if blur:
+            taps = np.exp(-np.arange(-2, 3) ** 2 / (2 * BLUR_SIGMA**2))
+            kernel = np.outer(taps, taps) / np.outer(taps, taps).sum()
+            kernel = tf.constant(np.tile(kernel[:, :, None, None], [1, 1, 3, 1]), tf.float32)
+            padded = tf.pad(x, [[0, 0], [2, 2], [2, 2], [0, 0]], mode="REFLECT")
+            blurred = tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")
+            x = tf.where(v[:, 1, None, None, None] < blur, blurred, x)
+    return x
 
 
 def training_dataset(
     faces, labels: dict[str, np.ndarray], output_names: Sequence[str], schema: Schema, *,
     batch_size: int, epochs: int, start_epoch: int = 0, seed: int = 0, sample_weights: np.ndarray | None = None,
-    shard: tuple[int, int] = (0, 1), local_replicas: int = 1, zoom: float = 1.0,
+    shard: tuple[int, int] = (0, 1), local_replicas: int = 1, zoom: float = 1.0, framing: dict | None = None,
 ):
     """Batches for epochs `start_epoch..epochs-1`: `(images, targets, weights)` dicts keyed by
     `output_names`. `sample_weights` (per face) weigh the age outputs. Drops the last partial
@@ -204,7 +236,8 @@ def training_dataset(
     consecutive per-replica batches.
 
     `zoom` > 1: `faces` are prepared crops with their margin (`decode_faces(margin=True)`),
-    augmented by `augment_framing` to the input size; 1: plain faces, augmented by `augment`.
+    augmented by `augment_framing` (with the `framing` options) to the input size; 1: plain faces,
+    augmented by `augment`.
     """
     n = int(faces.shape[0])
     steps = steps_per_epoch(n, batch_size)
@@ -229,7 +262,8 @@ def training_dataset(
         if zoom == 1.0:
             images = augment(tf.gather(faces, faces_index), face_seed)
         else:
-            images = augment_framing(tf.gather(faces, faces_index), face_seed, size=schema.input_size, zoom=zoom)
+            images = augment_framing(tf.gather(faces, faces_index), face_seed, size=schema.input_size, zoom=zoom,
+                                     **(framing or {}))
         ys = {name: tf.gather(t, faces_index) for name, t in targets.items()}
         w = tf.gather(age_weights, faces_index)
         ones = tf.ones_like(w)

@@ -69,6 +69,9 @@ class TrainConfig:
         val_fraction, test_fraction: fractions of the faces for validation and for the test split.
         test_fold: Adience: the fold held out for testing.
         seed: seed of the split, the initial weights, the order of faces and their augmentation.
+        augmentation: prepared crops only (see `pipeline.FRAMING`): scale_range (template sides seen),
+            max_rotation (degrees), max_shift (of the template's side), greyscale and blur
+            (probabilities); in a config file.
         limit: use only this many faces of each source, drawn at random (0: all): quick runs and tests.
         early_stopping: stop after this many epochs without a better validation loss (0: off).
         distribute: none, mirrored (the devices of one machine), multiworker (the machines of
@@ -88,6 +91,7 @@ class TrainConfig:
     data: str = "../shared/data/utkface"
     sources: Sequence = ()  # () : the one `dataset` at `data`
     test_source: str = ""
+    augmentation: dict = dataclasses.field(default_factory=dict)  # of prepared crops; pipeline.FRAMING
     limit: int = 0  # 0: all faces
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -129,6 +133,7 @@ class TrainConfig:
                              f"(its networks: {list(self.members)})")
         # Every option of every network, so that the run does not depend on the code's defaults.
         self.network_options = {m: models.network_options(m, self.network_options.get(m)) for m in self.members}
+        self.augmentation = pipeline.framing_options(self.augmentation)  # every value, as network_options
         if self.sources:
             self.sources = datasets.normalize_sources(self.sources, self.dataset, self.data)
         names = [source["name"] for source in self.data_sources()]
@@ -314,7 +319,7 @@ def config_flags() -> list[dict]:
     flags = []
     docs = _documented_args(TrainConfig.__doc__)
     for f in dataclasses.fields(TrainConfig):
-        if f.name in ("schema", "network_options"):
+        if f.name in ("schema", "network_options", "augmentation"):
             continue
         inherited = " (with --init-from: the parent run's)" if f.name in INHERITED else ""
         flags.append(dict(dest=f.name, default=f.default, help=docs[f.name].rstrip(".") + inherited,
@@ -638,7 +643,7 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, overwrite:
         return pipeline.training_dataset(
             faces["train"], labels["train"], output_keys, schema, batch_size=config.batch_size, epochs=config.epochs,
             start_epoch=start_epoch, seed=config.seed, sample_weights=weights, shard=shard,
-            local_replicas=local_replicas, zoom=zoom)
+            local_replicas=local_replicas, zoom=zoom, framing=config.augmentation)
 
     validation_steps = None
     if config.distribute in ("none", "auto") and strategy.num_replicas_in_sync == 1:

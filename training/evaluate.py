@@ -84,8 +84,10 @@ def evaluate_run(args):
     summary += evaluation.markdown_table(results) + "\n"
     per_source = {f"{name}, {source}": figures for name, result in results.items()
                   for source, figures in result.get("by_source", {}).items()}
-    if len(per_source) > len(results):  # several sources: each one's figures, then the bias per age band
+    if len(per_source) > len(results):  # several sources: each one's figures
         summary += "\n## By source\n\n" + evaluation.markdown_table(per_source) + "\n"
+    else:
+        per_source = {}
     summary += ("\n## Mean signed age error by age band (predicted - true, years; faces)\n\n"
                 + evaluation.bias_table({**results, **per_source}) + "\n")
     files.atomic_write_text(os.path.join(out, "summary.md"), summary)

@@ -100,6 +100,28 @@ def test_framing_augmentation_draws_around_the_serving_crop(crops):
     assert np.mean([diff(c, s) for c, s in zip(centre, shrunk)]) < np.mean([diff(c, s[8:57, 8:57]) for c, s in zip(centre, served)])
 
 
+def test_greyscale_and_blur_come_with_their_probabilities_and_leave_the_other_draws_alone(crops):
+    records, _ = datasets.load_dataset("prepared", crops["utkface"], schema=Schema())
+    margin = pipeline.decode_faces(records[:32], Schema(), margin=True)
+    seed = tf.constant([3, 5], tf.int64)
+    plain = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM).numpy()
+    grey = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM, greyscale=1.0).numpy()
+    blurred = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM, blur=1.0).numpy()
+    assert np.abs(grey[..., 0] - grey[..., 2]).max() < 1e-3 and np.abs(plain[..., 0] - plain[..., 2]).mean() > 5
+    assert np.abs(grey.mean(axis=-1) - plain.mean(axis=-1)).mean() < 5  # the same framing, only grey
+
+    def detail(x):  # mean absolute difference between neighbouring pixels
+        return np.abs(np.diff(x, axis=1)).mean() + np.abs(np.diff(x, axis=2)).mean()
+
+    assert detail(blurred) < 0.8 * detail(plain)
+    with pytest.raises(ValueError, match=r"augmentation blur is a probability \(0..1\). Received: 2"):
+        training.TrainConfig(augmentation={"blur": 2})
+    with pytest.raises(ValueError, match=r"Received: \['jpeg'\]"):
+        training.TrainConfig(augmentation={"jpeg": 0.5})
+    stored = training.TrainConfig(augmentation={"greyscale": 0.2}).to_dict()["augmentation"]
+    assert stored == {"scale_range": [0.85, 1.3], "max_rotation": 12.0, "max_shift": 0.08, "greyscale": 0.2, "blur": 0.0}
+
+
 def test_prepared_and_plain_crops_do_not_mix_in_training(crops, utkface_files):
     records, _ = datasets.load_dataset("prepared", crops["aaf"], schema=Schema())
     plain = datasets.FaceRecord(utkface_files[0], 30.0, 0, source="plain")
@@ -124,7 +146,8 @@ def test_age_bias_per_band_is_the_mean_signed_error():
 def test_two_prepared_sources_train_one_epoch_and_evaluate_per_source(crops, tmp_path):
     run = str(tmp_path / "run")
     config = {"sources": [{"kind": "prepared", "path": crops["utkface"], "name": "utkface"},
-                          {"kind": "prepared", "path": crops["aaf"], "name": "aaf"}]}
+                          {"kind": "prepared", "path": crops["aaf"], "name": "aaf"}],
+              "augmentation": {"greyscale": 0.1, "blur": 0.1}}
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
     train = subprocess.run([sys.executable, "training/train.py", "--config", str(config_path), "--architecture",
