@@ -13,7 +13,7 @@ face) the image is extended by reflection first, so no black border is invented.
 A face the detector misses in its own image is left out and listed in the report with the
 reason: the runtime would not find it in a user's photo either, and a crop cut another way
 would teach a framing the runtime never serves. Cached crops are PNG files named by the source
-file's content hash, written atomically; a second run reuses them. Each source's folder gets
+file's content hash and the way it was cut, written atomically; a second run reuses them. Each source's folder gets
 `records.json` (the kept faces, pointing at their crops), `info.json` (zoom, input size, crop
 size and template: training refuses crops cut for another schema) and `report.json`.
 
@@ -115,11 +115,13 @@ def prepare(records: Sequence[FaceRecord], source: str, out_dir: str, schema: Sc
     os.makedirs(out_dir, exist_ok=True)
     detector = BlazeFaceDetector(num_threads=1)
     report = PrepareReport(source, total=len(records))
+    # A crop is reused only if cut from the same bytes the same way (zoom, size, template).
+    cut = hashlib.sha1(json.dumps(info(schema, zoom), sort_keys=True).encode()).hexdigest()[:8]
     kept = []
     for record in records:
         with open(record.path, "rb") as f:
             digest = hashlib.sha1(f.read()).hexdigest()
-        target = os.path.join(out_dir, f"{digest}.png")
+        target = os.path.join(out_dir, f"{digest}-{cut}.png")
         if not os.path.exists(target):
             try:
                 crop = cut_face(record.path, detector, schema, zoom)

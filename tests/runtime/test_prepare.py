@@ -49,6 +49,8 @@ def test_a_face_the_detector_misses_is_listed_and_crops_are_reused(tmp_path, aaf
     written = os.path.getmtime(kept[0].path)
     again, _ = prepare.prepare(records[1:], "aaf", str(tmp_path / "cache"), Schema())
     assert again == kept and os.path.getmtime(kept[0].path) == written
+    wider, _ = prepare.prepare(records[1:], "aaf", str(tmp_path / "cache"), Schema(), zoom=1.8)
+    assert wider[0].path != kept[0].path and Image.open(wider[0].path).size == (115, 115)  # cut anew
 
 
 def test_aaf_labels_drop_conflicts_and_keep_one_file_per_duplicate_group(tmp_path, aaf_photos):
