@@ -297,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def model_options(sub, detector=True):
-        sub.add_argument("--model", help="a faceage .tflite model (default: the packaged model)")
+        sub.add_argument("--model", metavar="MODEL", help="default (the packaged model; the default), small (the "
+                         "packaged small model, for a Pi Zero or a low-end phone) or a faceage .tflite file")
         if detector:
             sub.add_argument("--threads", type=thread_count, help="interpreter threads, 1 to 64 (default: the backend's choice)")
             sub.add_argument("--detector", choices=DETECTOR_CHOICES, default="auto",

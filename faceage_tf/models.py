@@ -30,6 +30,9 @@ WARP_LAYER = "attn_sampler"  # the attention: the transformed image...
 SALIENCY_LAYER = "attn_stage4_relu2"  # ...and the trunk's last activation map
 # Layer names of `multitask_head` (before any prefix).
 HEAD_LAYERS = ("head_dropout", "gender", "age_input", "age_hidden", "age_group", "age_dist", "age")
+# Distillation: each head's probabilities again, under this prefix, trained against a teacher's.
+TEACHER_PREFIX = "teacher_"
+SOFT_TARGETS = ("gender", "age_group", "age_dist")
 
 layers = keras.layers
 IDENTITY_THETA = keras.initializers.Constant([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])  # affine [[1, 0, 0], [0, 1, 0]]
@@ -79,17 +82,21 @@ def spatial_transformer(x, *, name="attn"):
     return BilinearSampler(name=name + "_sampler")([x, theta])
 
 
-def attentional_features(x, *, width):
-    """Spatial transformer, then four conv stages (2 conv-BN-ReLU each) and global pooling."""
+def attentional_features(x, *, width, separable=False):
+    """Spatial transformer, then four conv stages (2 conv-BN-ReLU each) and global pooling.
+
+    `separable`: the stages' convolutions are depthwise-separable (MobileNet's), about 8x fewer
+    weights and multiply-adds; the stem stays a full convolution."""
+    conv = layers.SeparableConv2D if separable else layers.Conv2D
     x = spatial_transformer(x, name="attn")
     x = _conv_bn_relu(x, width, 3, 2, "attn_stem")
     for stage, filters in enumerate((width, 2 * width, 4 * width, 8 * width), start=1):
         if stage > 1:
             x = layers.MaxPooling2D(2, name=f"attn_stage{stage}_pool")(x)
-        x = _conv_bn_relu(x, filters, 3, 1, f"attn_stage{stage}_1")
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"attn_stage{stage}_2_conv")(x)
-        x = layers.BatchNormalization(name=f"attn_stage{stage}_2_bn")(x)
-        x = layers.ReLU(name=f"attn_stage{stage}_relu2")(x)
+        for i in (1, 2):
+            x = conv(filters, 3, padding="same", use_bias=False, name=f"attn_stage{stage}_{i}_conv")(x)
+            x = layers.BatchNormalization(name=f"attn_stage{stage}_{i}_bn")(x)
+            x = layers.ReLU(name=f"attn_stage{stage}_1_relu" if i == 1 else f"attn_stage{stage}_relu2")(x)
     return layers.GlobalAveragePooling2D(name="attn_gap")(x)
 
 
@@ -129,7 +136,7 @@ class Network:
 
 # The networks that models, ensembles, QAT, training flags and benchmarks are built from, by name.
 NETWORKS: dict[str, Network] = {
-    "attentional": Network(attentional_features, {"width": 32}),
+    "attentional": Network(attentional_features, {"width": 32, "separable": False}),
     "residual": Network(residual_features, {"widths": (32, 64, 128, 256), "blocks": (2, 2, 2, 2)}),
 }
 ENSEMBLE = "ensemble"  # the architecture that averages several networks (`ensemble`)
@@ -248,9 +255,25 @@ def training_outputs(model) -> dict:
     return outputs
 
 
-def training_model(model):
-    """A view of `model` (same weights) with the outputs of `training_outputs`."""
-    return keras.Model(model.inputs, training_outputs(model), name=model.name + "_training")
+def training_output_keys(model, *, distill: bool = False) -> list[str]:
+    """The keys of `training_model(model, distill=distill)`'s outputs."""
+    keys = list(training_outputs(model))
+    if distill:
+        keys += [TEACHER_PREFIX + prefix + key for prefix in head_prefixes(model) for key in SOFT_TARGETS]
+    return keys
+
+
+def training_model(model, *, distill: bool = False):
+    """A view of `model` (same weights) with the outputs of `training_outputs`; with `distill`,
+    also each head's `SOFT_TARGETS` again as `TEACHER_PREFIX` outputs (weightless identities, so
+    the view's weights files stay those of `model`), for losses against a teacher's predictions."""
+    outputs = training_outputs(model)
+    if distill:
+        for prefix in head_prefixes(model):
+            for key in SOFT_TARGETS:
+                name = TEACHER_PREFIX + prefix + key
+                outputs[name] = layers.Activation("linear", name=name)(outputs[prefix + key])
+    return keras.Model(model.inputs, outputs, name=model.name + "_training")
 
 
 def member_models(model) -> dict:
@@ -290,7 +313,12 @@ def count_flops(model) -> int:
     """Multiply-adds x 2 of the conv and dense layers for one image (the sampler is negligible)."""
     flops = 0
     for layer in model.layers:
-        if isinstance(layer, layers.Conv2D):
+        if isinstance(layer, layers.SeparableConv2D):  # depthwise k x k, then pointwise 1 x 1
+            out_h, out_w, out_c = layer.output.shape[1:]
+            k_h, k_w = layer.kernel_size
+            depth = layer.input.shape[-1] * layer.depth_multiplier
+            flops += 2 * out_h * out_w * depth * (k_h * k_w + out_c)
+        elif isinstance(layer, layers.Conv2D):
             out_h, out_w, out_c = layer.output.shape[1:]
             k_h, k_w = layer.kernel_size
             flops += 2 * out_h * out_w * out_c * k_h * k_w * layer.input.shape[-1]

@@ -25,6 +25,7 @@ from PIL import Image
 
 from faceage_tf.datasets import FaceRecord
 from faceage_tf.keras import tf
+from faceage_tf.models import TEACHER_PREFIX
 from faceage_tf.preprocess import load_face, open_image, resize_face
 from faceage_tf.schema import Schema
 
@@ -114,6 +115,13 @@ def _base_name(output_name: str) -> str:
         if output_name.endswith(key):
             return key
     raise ValueError(f"Cannot tell which label output {output_name!r} predicts.")
+
+
+def _targets(labels: dict[str, np.ndarray], output_name: str) -> np.ndarray:
+    """The targets of one training output: a teacher's soft targets (`teacher_gender`, ...) for
+    the distillation outputs (`models.TEACHER_PREFIX`), else its head's labels."""
+    key = _base_name(output_name)
+    return labels[TEACHER_PREFIX + key] if output_name.startswith(TEACHER_PREFIX) else labels[key]
 
 
 def normalize(images, schema: Schema):
@@ -247,7 +255,7 @@ def training_dataset(
     per_worker = batch_size // count
     per_replica = per_worker // local_replicas
     elements = steps * local_replicas  # dataset elements an epoch
-    targets = {name: tf.constant(labels[_base_name(name)]) for name in output_names}
+    targets = {name: tf.constant(_targets(labels, name)) for name in output_names}
     age_weights = tf.constant(np.ones(n, np.float32) if sample_weights is None else sample_weights)
 
     def epoch_batches(epoch):
@@ -292,7 +300,7 @@ def eval_dataset(faces, labels: dict[str, np.ndarray] | None, output_names: Sequ
         images = images.map(lambda x: tf.reverse(x, axis=[1]))
     images = images.map(lambda x: normalize(x, schema))
     if labels is not None:
-        ys = tf.data.Dataset.from_tensor_slices({name: labels[_base_name(name)] for name in output_names})
+        ys = tf.data.Dataset.from_tensor_slices({name: _targets(labels, name) for name in output_names})
         images = tf.data.Dataset.zip((images, ys))
     if shard is not None:
         index, count = shard

@@ -12,6 +12,7 @@ import argparse
 import copy
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import random
@@ -79,6 +80,11 @@ class TrainConfig:
         cache: keep the decoded faces on disk in the run directory.
         init_from: a finished run: start from its best weights; keep its split, model and schema.
         qat: quantisation-aware training (fine-tunes the float run given by --init-from).
+        teacher: a finished run (the default float ensemble, say) to distil from: its predictions
+            (with flip) on each face's serving crop are soft targets for every head, beside the
+            labels; the run keeps the teacher's split.
+        distill_weight: with a teacher, the share of each head's loss taken by its soft targets
+            (the labels keep the rest).
     """
 
     architecture: str = models.ENSEMBLE
@@ -116,6 +122,9 @@ class TrainConfig:
     cache: bool = True
     init_from: str = ""
     qat: bool = False
+    # Knowledge distillation
+    teacher: str = ""
+    distill_weight: float = 0.5
 
     def __post_init__(self):
         if self.architecture not in models.architectures():
@@ -143,6 +152,8 @@ class TrainConfig:
             raise ValueError(f"test_source {self.test_source!r} would leave nothing to train on: list another source")
         if self.qat and not self.init_from:
             raise ValueError("qat fine-tunes a trained float model: set init_from to its run directory")
+        if not 0 <= self.distill_weight <= 1:
+            raise ValueError(f"distill_weight is a share of the loss (0..1). Received: {self.distill_weight!r}")
 
     def data_sources(self) -> list[dict]:
         """The run's sources as {"kind", "path", "name"} (the one dataset/data when none are listed)."""
@@ -392,17 +403,24 @@ def gaussian_age_crossentropy(num_ages: int, sigma: float):
 
 
 def compile_for_training(model, config: TrainConfig, steps_per_epoch: int):
-    """The training view of `model` (see `models.training_model`), compiled."""
+    """The training view of `model` (see `models.training_model`), compiled. With a teacher,
+    each head's loss is shared between the labels and the teacher's soft targets."""
     schema = config.schema
-    train_model = models.training_model(model)
+    distill = bool(config.teacher)
+    train_model = models.training_model(model, distill=distill)
+    label_share = 1.0 - config.distill_weight if distill else 1.0
+    head_weights = {"gender": config.gender_loss_weight, "age_group": config.age_group_loss_weight,
+                    "age_dist": config.age_dist_loss_weight}
     losses, weights = {}, {}
     for prefix in models.head_prefixes(model):
         losses[prefix + "gender"] = smoothed_sparse_crossentropy(len(schema.gender_labels), config.label_smoothing)
         losses[prefix + "age_group"] = smoothed_sparse_crossentropy(schema.num_age_groups, config.label_smoothing)
         losses[prefix + "age_dist"] = gaussian_age_crossentropy(schema.max_age + 1, config.age_sigma)
-        weights[prefix + "gender"] = config.gender_loss_weight
-        weights[prefix + "age_group"] = config.age_group_loss_weight
-        weights[prefix + "age_dist"] = config.age_dist_loss_weight
+        for key, weight in head_weights.items():
+            weights[prefix + key] = label_share * weight
+            if distill:
+                losses[models.TEACHER_PREFIX + prefix + key] = keras.losses.categorical_crossentropy
+                weights[models.TEACHER_PREFIX + prefix + key] = config.distill_weight * weight
     metrics = {
         "gender": [keras.metrics.SparseCategoricalAccuracy(name="acc")],
         "age_group": [keras.metrics.SparseCategoricalAccuracy(name="acc")],
@@ -488,10 +506,11 @@ def prepare_splits(config: TrainConfig, run_dir: str, is_chief: bool = True) -> 
     manifest = os.path.join(run_dir, "manifest.json")
     if os.path.exists(manifest):
         return datasets.read_manifest(manifest)
-    if config.init_from:  # a fine-tune keeps the split of the run it starts from
-        splits = datasets.read_manifest(os.path.join(config.init_from, "manifest.json"))
+    parent = config.init_from or config.teacher  # a fine-tune or a student keeps its parent's split
+    if parent:
+        splits = datasets.read_manifest(os.path.join(parent, "manifest.json"))
         if is_chief:
-            datasets.write_manifest(manifest, splits, dataset=config.dataset, data=config.data, init_from=config.init_from)
+            datasets.write_manifest(manifest, splits, dataset=config.dataset, data=config.data, init_from=parent)
         return splits
     splits = {name: [] for name in datasets.SPLITS}
     reports = {}
@@ -631,11 +650,18 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, overwrite:
              for name in ("train", "val")}
     labels = {name: pipeline.label_arrays(splits[name], schema) for name in ("train", "val")}
 
+    if config.teacher:
+        for name in ("train", "val"):
+            served = faces["val"] if name == "val" else pipeline.decode_faces(
+                splits[name], schema, cache=os.path.join(cache, "train_served") if cache else "")
+            labels[name].update(teacher_targets(config.teacher, served, schema,
+                                                cache=os.path.join(run_dir, f"teacher_{name}.npz") if is_chief else ""))
+
     steps = pipeline.steps_per_epoch(len(splits["train"]), config.batch_size)
     with strategy.scope():
         model = config.build_model()
         train_model = compile_for_training(model, config, steps)
-    output_keys = list(models.training_outputs(model))
+    output_keys = models.training_output_keys(model, distill=bool(config.teacher))
     start_epoch = _backed_up_epoch(backup_dir) if resume else 0
     weights = pipeline.age_group_weights(labels["train"]["age_group"], schema.num_age_groups, config.age_balance)
 
@@ -686,6 +712,39 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, overwrite:
         final = {k: float(v[-1]) for k, v in history.history.items()}
         files.atomic_write_text(os.path.join(run_dir, "metrics.json"), json.dumps(final, indent=2))
     return model, history.history
+
+
+def teacher_targets(teacher_run: str, faces, schema: Schema, *, cache: str = "") -> dict[str, np.ndarray]:
+    """The soft targets of distillation: `teacher_run`'s probabilities on `faces` (uint8 serving
+    crops) averaged with their mirror images, as `TEACHER_PREFIX` + gender / age_group /
+    age_dist (an ensemble's age distribution is the mean of its heads'). `cache`: an .npz file
+    that keeps them for a resumed run."""
+    if cache and os.path.exists(cache):
+        with np.load(cache) as saved:
+            if len(saved[models.TEACHER_PREFIX + "gender"]) == len(faces):
+                return dict(saved)
+    teacher, teacher_config = load_run(teacher_run)
+    if teacher_config.schema != schema:
+        raise ValueError(f"teacher {teacher_run} was trained with another schema than this run's: "
+                         f"{teacher_config.schema.to_dict()} vs {schema.to_dict()}")
+    heads = models.head_prefixes(teacher)
+    outputs = {key: models.find_layer(teacher, key).output for key in ("gender", "age_group")}
+    dists = [models.find_layer(teacher, prefix + "age_dist").output for prefix in heads]
+    outputs["age_dist"] = keras.layers.Average()(dists) if len(dists) > 1 else dists[0]
+    probabilities = keras.Model(teacher.inputs, outputs)
+    runs = [probabilities.predict(pipeline.eval_dataset(faces, None, (), schema, flip=flip), verbose=0)
+            for flip in (False, True)]
+    targets = {models.TEACHER_PREFIX + key: np.mean([run[key] for run in runs], axis=0).astype(np.float32)
+               for key in models.SOFT_TARGETS}
+    if cache:
+        files.atomic_write_bytes(cache, _npz_bytes(targets))
+    return targets
+
+
+def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
 
 
 def weights_digest(model) -> str:

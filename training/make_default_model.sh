@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The recipe of the packaged default model, start to end, on 2 CPU cores:
-#   1. train the float ensemble for 14 epochs (configs/default.json),
+#   0. cut the training faces with the serving path (BlazeFace + alignment) into the crop cache,
+#   1. train the float ensemble for 14 epochs on UTKFace and AAF (configs/serving_crops.json),
 #   2. train it 8 epochs more from a warm restart of the learning rate, with the gender loss
 #      weighted twice (configs/default_finetune.json),
 #   3. fine-tune that with quantisation-aware training (configs/default_qat.json),
@@ -26,7 +27,11 @@ train() {  # train RUN_DIR ARGS...: skipped when finished, resumed when interrup
   "$PY" training/train.py --out "$run" $resume --progress epochs "$@"
 }
 
-train "$OUT/float" --config configs/default.json
+if [ ! -f "$OUT/float/final_weights.h5" ]; then  # crops are cached: a second run reuses them
+  "$PY" -m faceage_tf.prepare --source utkface:../shared/data/utkface --source aaf:../shared/data/aaf \
+    --out "$HOME/.cache/faceage_tf/crops"
+fi
+train "$OUT/float" --config configs/serving_crops.json
 train "$OUT/finetune" --config configs/default_finetune.json --init-from "$OUT/float"
 train "$OUT/qat" --config configs/default_qat.json --init-from "$OUT/finetune"
 # --allow-regression: on the test split the int8 model is 1.0 point of age-group accuracy below

@@ -25,7 +25,10 @@ from faceage_tf.runtime.backends import load_interpreter
 from faceage_tf.runtime.detectors import Box, Face, FaceCrop, check_faces, make_detector
 from faceage_tf.schema import OUTPUT_NAMES, output_key
 
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "faceage.tflite")
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
+# The packaged models by name, each with its model card built in (`faceage info --model NAME`).
+PACKAGED_MODELS = {"default": "faceage.tflite", "small": "faceage-small.tflite"}
+DEFAULT_MODEL = os.path.join(ASSETS, PACKAGED_MODELS["default"])
 MAX_MODEL_BYTES = 100_000_000  # refused before reading: ours are under 5 MB
 BATCH_SIZE = 32  # faces per interpreter call in predict_batch
 
@@ -73,20 +76,27 @@ def _shape(values) -> list:
     return [None if v is None or v < 0 else int(v) for v in values]
 
 
+def model_file(model: str | os.PathLike | None) -> str:
+    """The file of `model`: a packaged model's name (`PACKAGED_MODELS`; None is "default") or a
+    path (a file named like a packaged model is given as ./NAME)."""
+    if model is None or model in PACKAGED_MODELS:
+        path = os.path.join(ASSETS, PACKAGED_MODELS[model or "default"])
+        if not os.path.exists(path):
+            raise ModelFileError(f"{path}: the packaged {model or 'default'} model is missing; reinstall "
+                                 "faceage_tf or pass model_path=... (faceage --model ...)")
+        return path
+    return os.fspath(model)
+
+
 def read_model(model_path: str | os.PathLike | None) -> tuple[bytes, dict[str, Any], str]:
-    """(file bytes, model card, file name) of a faceage `.tflite` file, its card checked and its
-    sha256 verified (`modelcard.verify`).
+    """(file bytes, model card, file name) of a faceage `.tflite` file (or packaged model, see
+    `model_file`), its card checked and its sha256 verified (`modelcard.verify`).
 
     Raises:
         ModelFileError: missing or not a regular file, not a TFLite model, truncated or modified,
             no model card or an inconsistent one.
     """
-    if model_path is None:
-        model_path = DEFAULT_MODEL
-        if not os.path.exists(model_path):
-            raise ModelFileError(f"{model_path}: the packaged default model is missing; reinstall faceage_tf "
-                                 "or pass model_path=... (faceage --model ...)")
-    name = os.fspath(model_path)
+    name = model_file(model_path)
     data = read_regular_file(name, MAX_MODEL_BYTES, ModelFileError, ".tflite model")
     return data, modelcard.verify(data, name), name
 
@@ -95,7 +105,8 @@ class FaceAgePredictor:
     """Age and gender of faces with a faceage `.tflite` model.
 
     Args:
-        model_path: a `.tflite` file exported by faceage_tf (None: the packaged default model).
+        model_path: a packaged model, "default" (None) or "small" (see the README for which to
+            use when), or a `.tflite` file exported by faceage_tf.
         detector: "auto" or "blazeface" (the bundled BlazeFace, faces aligned by their keypoints),
             "haar" (OpenCV), "none" (every image already is one face crop in the model's framing,
             like UTKFace's), or any object with a `detect(rgb_uint8_array) -> [Face or (left, top,
@@ -114,7 +125,7 @@ class FaceAgePredictor:
 
     def __init__(self, model_path=None, detector="auto", num_threads: int | None = None, *, backend: str | None = None):
         data, self.card, self.model_name = read_model(model_path)
-        self.model_path = os.fspath(model_path) if model_path is not None else DEFAULT_MODEL
+        self.model_path = self.model_name
         self.model_bytes = len(data)
         self.schema = modelcard.card_schema(self.card, self.model_name)
         self.num_threads = num_threads
