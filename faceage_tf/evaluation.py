@@ -93,6 +93,35 @@ def evaluate(predictions: dict[str, np.ndarray], records: Sequence[FaceRecord], 
     return result
 
 
+def paired_bootstrap(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray],
+                     records: Sequence[FaceRecord], schema: Schema, *, draws: int = 2000, seed: int = 0) -> dict:
+    """How much `candidate` differs from `reference` on the same faces, with a 95% interval: the
+    faces are drawn with replacement `draws` times and both models are scored on each draw, so
+    the interval holds only the noise of the difference (much narrower than either model's own).
+
+    Returns:
+        per figure (gender and 9-group accuracy, age MAE): `difference` (candidate - reference)
+        and its `ci95` [low, high]; `faces` and `draws`.
+    """
+    gender = np.array([r.gender for r in records])
+    age = np.array([r.age for r in records], np.float64)
+    group = np.array([schema.age_group(r.age) for r in records])
+
+    def per_face(predictions):
+        return {"gender_accuracy": np.argmax(predictions["gender"], -1) == gender,
+                "age_group_accuracy": np.argmax(predictions["age_group"], -1) == group,
+                "age_mae": np.abs(np.asarray(predictions["age"], np.float64).reshape(-1) - age)}
+
+    ref, cand = per_face(reference), per_face(candidate)
+    draw = np.random.default_rng(seed).integers(0, len(records), size=(draws, len(records)))
+    result = {"faces": len(records), "draws": draws}
+    for key in ref:
+        delta = cand[key].astype(np.float64) - ref[key]
+        low, high = np.percentile(delta[draw].mean(axis=1), [2.5, 97.5])
+        result[key] = {"difference": float(delta.mean()), "ci95": [float(low), float(high)]}
+    return result
+
+
 SUMMARY_KEYS = ("n", "gender_accuracy", "age_group_accuracy", "age_group_off_by_one", "age_mae")
 
 

@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from faceage_tf import datasets, export, files, modelcard, models, pipeline, qat
+from faceage_tf import datasets, evaluation, export, files, modelcard, models, pipeline, qat
+from faceage_tf.datasets import FaceRecord
 from faceage_tf.keras import keras, tf
 from faceage_tf.schema import Schema
 from faceage_tf.training import TrainConfig, load_config, load_run, train
@@ -219,6 +220,34 @@ def test_parity_limits():
     assert export.parity_problems(ref, {"gender_accuracy": 0.926, "age_group_accuracy": 0.61, "age_mae": 5.1}) == []
     problems = export.parity_problems(ref, {"gender_accuracy": 0.92, "age_group_accuracy": 0.594, "age_mae": 5.2})
     assert len(problems) == 3 and "gender_accuracy" in problems[0] and "age_mae" in problems[2]
+    # With a paired bootstrap, a drop beyond the limit counts only if its interval excludes no drop.
+    noisy = {"faces": 2000, "gender_accuracy": {"difference": -0.006, "ci95": [-0.012, 0.001]},
+             "age_group_accuracy": {"difference": -0.007, "ci95": [-0.011, -0.003]},
+             "age_mae": {"difference": 0.05, "ci95": [0.01, 0.09]}}
+    problems = export.parity_problems(ref, ref, gap=noisy)
+    assert len(problems) == 1 and problems[0].startswith("age_group_accuracy is 0.70 points worse")
+    assert "on 2000 faces, 95% interval [-1.10, -0.30]" in problems[0]
+
+
+def test_paired_bootstrap_measures_the_difference_and_its_noise():
+    schema = Schema()
+    rng = np.random.default_rng(0)
+    n = 2000
+    records = [FaceRecord(path=f"{i}.png", age=float(rng.integers(1, 90)), gender=int(rng.integers(0, 2)))
+               for i in range(n)]
+    truth_gender = np.eye(2)[[r.gender for r in records]]
+    truth_group = np.eye(schema.num_age_groups)[[schema.age_group(r.age) for r in records]]
+    reference = {"gender": truth_gender, "age_group": truth_group,
+                 "age": np.array([[r.age + rng.normal(0, 5)] for r in records])}
+    same = evaluation.paired_bootstrap(reference, reference, records, schema, draws=500)
+    assert same["gender_accuracy"] == {"difference": 0.0, "ci95": [0.0, 0.0]}
+    worse = dict(reference, gender=truth_gender.copy())
+    worse["gender"][:40] = worse["gender"][:40, ::-1]  # 40 of 2000 faces turned wrong: 2 points
+    gap = evaluation.paired_bootstrap(reference, worse, records, schema, draws=500)
+    low, high = gap["gender_accuracy"]["ci95"]
+    assert gap["gender_accuracy"]["difference"] == pytest.approx(-0.02)
+    assert low < -0.02 < high < 0  # a real drop: the interval excludes 0
+    assert high - low < 0.02  # paired: far narrower than either accuracy's own interval
 
 
 def test_export_script_reports_parity_and_publishes_only_within_limits(trained_runs, tmp_path):
@@ -236,6 +265,12 @@ def test_export_script_reports_parity_and_publishes_only_within_limits(trained_r
         assert float32[key] == pytest.approx(report["reference"][key], abs=1e-6)  # float TFLite == Keras
     for variant in report["variants"].values():
         assert variant["latency_ms"]["1"] > 0 and variant["bytes"] > 0
+    gap = report["qat_gap"]  # int8-qat against float on validation and test, paired
+    splits = datasets.read_manifest(os.path.join(trained_runs[0], "manifest.json"))
+    assert gap["faces"] == len(splits["val"]) + len(splits["test"])
+    for key in ("gender_accuracy", "age_group_accuracy", "age_mae"):
+        low, high = gap[key]["ci95"]
+        assert low <= gap[key]["difference"] <= high
     if report["parity_problems"]:
         assert result.returncode != 0 and "refusing to publish" in result.stderr
         assert not os.path.exists(publish)
