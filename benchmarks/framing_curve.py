@@ -1,13 +1,13 @@
 """Framing curve: how a model's accuracy depends on how the face is framed in its input crop.
 
-    python benchmarks/framing_curve.py [--model A.tflite --model B.tflite] [--faces 600]
+    python benchmarks/framing_curve.py --run RUN [--model default --model OLD.tflite] [--faces 600]
 
 Each test face is found once by the runtime's detector (BlazeFace keypoints), then cut again by
 the runtime's alignment with the crop zoomed from tight (0.8: less than the template frames) to
 loose (1.6: much more around the face), and turned by up to 20 degrees. A model that only knows
-one framing has a curve with a narrow valley; a robust one a flat curve. Data: AAF photos (an
-outside data set, with the context around each face) and the UTKFace test split (crops: zooms
-above 1 show black borders, as any crop of a crop would). Writes docs/framing_curve.png and
+one framing has a curve with a narrow valley; a robust one a flat curve. Data: the photos behind
+the test split of the training run RUN (as `photos.py --run`): AAF photos, with the context
+around each face, and UTKFace crops (zooms above 1 show borders, as any crop of a crop would). Writes docs/framing_curve.png and
 benchmarks/results/framing_curve.{md,json}.
 """
 
@@ -27,8 +27,7 @@ from faceage_tf.files import atomic_write_text  # noqa: E402
 from faceage_tf.preprocess import normalize  # noqa: E402
 from faceage_tf.runtime import FaceAgePredictor  # noqa: E402
 from faceage_tf.runtime.detectors import BlazeFaceDetector  # noqa: E402
-from faceage_tf.runtime.predictor import DEFAULT_MODEL  # noqa: E402
-from photos import aaf_records, utkface_test_records  # noqa: E402
+from photos import held_out_data_sets  # noqa: E402
 
 ZOOMS = (0.8, 0.9, 1.0, 1.15, 1.3, 1.45, 1.6)
 ANGLES = (-20, -10, 0, 10, 20)
@@ -58,17 +57,18 @@ def scores(predictor, faces, zoom=1.0, angle=0.0):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", help="a .tflite model (repeat for several; default: the packaged one)")
+    parser.add_argument("--model", action="append",
+                        help="default, small or a .tflite file (repeat for several; default: the packaged default)")
+    parser.add_argument("--run", help="use the photos of this training run's test split (see photos.py)")
     parser.add_argument("--faces", type=int, default=600, help="faces per data set (default 600)")
     args = parser.parse_args()
-    models = args.model or [DEFAULT_MODEL]
+    models = args.model or ["default"]
     detector = BlazeFaceDetector()
-    data = {"AAF photos": faces_with_keypoints(aaf_records(args.faces), detector),
-            "UTKFace test crops": faces_with_keypoints(utkface_test_records(args.faces), detector)}
+    data = {name: faces_with_keypoints(rows, detector) for name, (rows, _) in held_out_data_sets(args.run, args.faces).items()}
     results = {}
     for model in models:
         predictor = FaceAgePredictor(model, detector="none")
-        name = predictor.card.get("name", os.path.basename(model))
+        name = os.path.basename(predictor.model_path)
         for data_name, faces in data.items():
             results[(name, data_name)] = {
                 "zoom": {str(z): scores(predictor, faces, zoom=z) for z in ZOOMS},

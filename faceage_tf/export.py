@@ -280,7 +280,8 @@ def export_run(run_dir: str, out_dir: str, *, qat_run: str | None = None, varian
 
     os.makedirs(out_dir, exist_ok=True)
     remove_stale_temporaries(out_dir)
-    data = {"dataset": config.dataset, "faces": {s: len(recs) for s, recs in splits.items()},
+    data = {"dataset": " + ".join(source["name"] for source in config.data_sources()),
+            "faces": {s: len(recs) for s, recs in splits.items()},
             "split": "by image content, stratified by gender and age group", "seed": config.seed}
     results = {}
     for variant in variants:

@@ -42,7 +42,7 @@ abstract class CopyModelAssets : DefaultTask() {
 }
 
 val pythonAssets = rootProject.file("../faceage_tf/assets")
-val modelFiles = listOf(pythonAssets.resolve("faceage.tflite"))
+val modelFiles = listOf("faceage.tflite", "faceage-small.tflite").map { pythonAssets.resolve(it) }
 val detectorFiles = listOf("face_detection_short_range.tflite", "face_detection_full_range.tflite", "LICENSE", "NOTICE")
     .map { pythonAssets.resolve("blazeface/$it") }
 

@@ -1,5 +1,6 @@
 package dev.faceage.demo
 
+import android.app.ActivityManager
 import android.content.Context
 import dev.faceage.core.Alignment
 import dev.faceage.core.Face
@@ -30,7 +31,21 @@ data class FaceResult(val face: Face, val age: FaceAge)
  * @throws FaceAgeException if the model is missing, unreadable, has no valid card, or its
  *   tensors disagree with the card.
  */
-class FaceAgeClassifier(context: Context, assetName: String = "faceage.tflite", numThreads: Int = 2) : Closeable {
+class FaceAgeClassifier(context: Context, assetName: String = DEFAULT_MODEL, numThreads: Int = 2) : Closeable {
+    companion object {
+        /** The packaged default model (both networks, flip built in): the more accurate one. */
+        const val DEFAULT_MODEL = "faceage.tflite"
+
+        /** The packaged small model (one narrow network, under 1 MB): for low-end phones. */
+        const val SMALL_MODEL = "faceage-small.tflite"
+
+        /** The small model on phones that Android marks as low-RAM, else the default (README, "Which model"). */
+        fun modelFor(context: Context): String {
+            val activities = context.getSystemService(Context.ACTIVITY_SERVICE) as ActivityManager
+            return if (activities.isLowRamDevice) SMALL_MODEL else DEFAULT_MODEL
+        }
+    }
+
     val card: ModelCard
     private val interpreter: Interpreter
     private val signature: String

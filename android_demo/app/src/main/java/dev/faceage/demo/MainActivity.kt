@@ -78,7 +78,7 @@ class MainActivity : ComponentActivity() {
         worker.execute {
             modelProblem = getString(R.string.loading_models)
             try {
-                val model = FaceAgeClassifier(this)
+                val model = FaceAgeClassifier(this, FaceAgeClassifier.modelFor(this))
                 val faces = try {
                     FaceDetector(this)
                 } catch (e: Exception) {
