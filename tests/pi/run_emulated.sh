@@ -260,12 +260,13 @@ else
   say "AAF photos not found at $AAF/images (set FACEAGE_AAF): only the example photo compared"
 fi
 cp "$REPO/examples/astronaut.jpg" "$WORK/inputs/photos/"
+cp -r "$WORK/inputs/photos" "$WORK/inputs/photos-small"  # the same photos, for the small model (outputs are keyed by path)
 cp -r "$WORK/inputs" "$ROOT/root/faceage-inputs"
 
 # Each line of RUNS: the arguments of one `faceage predict` run, paths relative to inputs/.
 RUNS=()
 [ -n "$(ls "$WORK/inputs/crops")" ] && RUNS+=("--detector none crops")
-RUNS+=("photos")
+RUNS+=("photos" "--model small photos-small")
 
 HOST_PY=${PYTHON:-}
 if [ -z "$HOST_PY" ]; then
