@@ -329,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.set_defaults(run=cmd_bench)
 
     sub = commands.add_parser("info", help="show a model's card")
-    sub.add_argument("model", nargs="?", metavar="MODEL", help="a faceage .tflite model (default: the packaged model)")
+    sub.add_argument("model", nargs="?", metavar="MODEL",
+                     help="default or small (the packaged models), or a faceage .tflite file (default: default)")
     sub.add_argument("--json", action="store_true", help="print the whole card as JSON")
     sub.set_defaults(run=cmd_info)
     return parser

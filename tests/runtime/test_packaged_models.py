@@ -34,7 +34,7 @@ def test_cli_takes_a_packaged_model_name(faces, run_cli):
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout.splitlines()[0])
     assert record["faces"] and 0 <= record["faces"][0]["age"] <= 100
-    info = run_cli("info", "--model", "small")
+    info = run_cli("info", "small")
     assert info.returncode == 0 and PACKAGED_MODELS["small"] in info.stdout
 
 
