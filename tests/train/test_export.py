@@ -295,3 +295,20 @@ def test_one_line_export_writes_what_the_run_supports_with_the_runs_schema(train
         card = modelcard.verify(open(path, "rb").read(), path)
         assert card["schema"] == run_schema and card["schema"]["mean"] == 120.0
         assert "non-commercial" in card["licence"]  # from configs/default_card.json
+
+
+def test_remeasured_latency_rewrites_only_the_card(tmp_path):
+    from faceage_tf.runtime import FaceAgePredictor
+
+    path = str(tmp_path / "small.tflite")
+    files.copy_atomically(os.path.join(ROOT, "faceage_tf", "assets", "faceage-small.tflite"), path)
+    before = FaceAgePredictor(path, detector="none")
+    face = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    latency = export.remeasure_latency(path, runs=20)
+    card = modelcard.verify(open(path, "rb").read(), path)  # the hash covers the new card
+    assert card["latency_ms_per_face"]["1"] == latency["1"] > 0 and "re-measured" in card["latency_ms_per_face"]["measured_on"]
+    assert json.load(open(str(tmp_path / "small.json")))["latency_ms_per_face"]["1"] == latency["1"]
+    after = FaceAgePredictor(path, detector="none")
+    for key, value in before.predict_tensor(face).items():
+        np.testing.assert_array_equal(after.predict_tensor(face)[key], value)
+    assert card["metrics"] == before.card["metrics"]
