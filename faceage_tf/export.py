@@ -215,10 +215,18 @@ def read_card_config(path: str) -> dict[str, Any]:
 def measure(path: str, faces, records, schema: Schema) -> tuple[dict, dict[str, float]]:
     """Metrics on labelled uint8 `faces` and per-face latency (LiteRT, 1 and 2 threads) of a
     written `.tflite` file, run by the runtime as a user would."""
-    predictors = {threads: FaceAgePredictor(path, num_threads=threads) for threads in (1, 2)}
+    predictors = {threads: FaceAgePredictor(path, detector="none", num_threads=threads) for threads in (1, 2)}
     metrics = evaluation.evaluate(pipeline.predict(predictors[2], faces, schema, flip=False), records, schema)
-    latency = {str(t): round(face_latency(p, sample_face(), runs=100)["median_ms"], 3) for t, p in predictors.items()}
-    return metrics, latency
+    return metrics, _latency(predictors, runs=100)
+
+
+def _latency(predictors: dict, runs: int) -> dict[str, float]:
+    """Median ms per face of each {threads: predictor} on a sample face crop."""
+    return {str(t): round(face_latency(p, sample_face(), runs=runs)["median_ms"], 3) for t, p in predictors.items()}
+
+
+def _latency_card(latency: dict[str, float], how: str = "LiteRT") -> dict:
+    return dict(latency, measured_on=f"{platform.machine()}, {os.cpu_count()} cores, {how}")
 
 
 def remeasure_latency(path: str, runs: int = 200) -> dict[str, float]:
@@ -227,9 +235,8 @@ def remeasure_latency(path: str, runs: int = 200) -> dict[str, float]:
     with open(path, "rb") as f:
         model_bytes = f.read()
     card = modelcard.verify(model_bytes, path)
-    latency = {str(t): round(face_latency(FaceAgePredictor(path, detector="none", num_threads=t), sample_face(),
-                                          runs=runs)["median_ms"], 3) for t in (1, 2)}
-    card["latency_ms_per_face"] = dict(latency, measured_on=f"{platform.machine()}, {os.cpu_count()} cores, LiteRT, re-measured")
+    latency = _latency({t: FaceAgePredictor(path, detector="none", num_threads=t) for t in (1, 2)}, runs=runs)
+    card["latency_ms_per_face"] = _latency_card(latency, "LiteRT, re-measured")
     write_model(path, model_bytes, card)
     return latency
 
@@ -243,7 +250,7 @@ def export_measured(model_bytes: bytes, card: dict[str, Any], path: str, faces, 
         write_model(draft, model_bytes, card)
         metrics, latency = measure(draft, faces, records, schema)
     card = dict(card, metrics={split: evaluation.summary(metrics)},
-                latency_ms_per_face=dict(latency, measured_on=f"{platform.machine()}, {os.cpu_count()} cores, LiteRT"))
+                latency_ms_per_face=_latency_card(latency))
     final = write_model(path, model_bytes, card)
     return {"metrics": metrics, "latency_ms": latency, "bytes": os.path.getsize(path), "path": path,
             "sha256": final["sha256"]}

@@ -255,12 +255,14 @@ def training_outputs(model) -> dict:
     return outputs
 
 
+def _distilled(model) -> dict[str, str]:
+    """{distillation output name: the head output it repeats}, for every head of `model`."""
+    return {TEACHER_PREFIX + prefix + key: prefix + key for prefix in head_prefixes(model) for key in SOFT_TARGETS}
+
+
 def training_output_keys(model, *, distill: bool = False) -> list[str]:
     """The keys of `training_model(model, distill=distill)`'s outputs."""
-    keys = list(training_outputs(model))
-    if distill:
-        keys += [TEACHER_PREFIX + prefix + key for prefix in head_prefixes(model) for key in SOFT_TARGETS]
-    return keys
+    return list(training_outputs(model)) + (list(_distilled(model)) if distill else [])
 
 
 def training_model(model, *, distill: bool = False):
@@ -269,10 +271,8 @@ def training_model(model, *, distill: bool = False):
     the view's weights files stay those of `model`), for losses against a teacher's predictions."""
     outputs = training_outputs(model)
     if distill:
-        for prefix in head_prefixes(model):
-            for key in SOFT_TARGETS:
-                name = TEACHER_PREFIX + prefix + key
-                outputs[name] = layers.Activation("linear", name=name)(outputs[prefix + key])
+        outputs.update({name: layers.Activation("linear", name=name)(outputs[head])
+                        for name, head in _distilled(model).items()})
     return keras.Model(model.inputs, outputs, name=model.name + "_training")
 
 
