@@ -348,12 +348,21 @@ def _run(argv) -> int:
         return 1
 
 
+def _quiet_interrupt_in_finalizer(unraisable) -> None:
+    # Ctrl-C that lands while an interpreter is being freed (after the summary, say) is raised
+    # inside its __del__, where Python would print it as "Exception ignored ... Traceback".
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs `faceage` with `argv` (default: the command line) and returns the exit status.
 
     Heavy modules are imported inside, so that Ctrl-C at any time ends quietly (status 130) and
     a reader that goes away (`faceage predict ... | head`) ends the command quietly (status 0).
     """
+    sys.unraisablehook = _quiet_interrupt_in_finalizer
     try:
         return _run(argv)
     except KeyboardInterrupt:
