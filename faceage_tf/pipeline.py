@@ -156,9 +156,12 @@ def _colour(x, u_contrast, u_brightness, brightness, contrast):
 
 # Augmentation of prepared crops (`TrainConfig.augmentation`): the part of the template's side
 # seen (below 1: zoomed in; above 1: zoomed out), the largest rotation in degrees, the largest
-# shift as a fraction of the template's side, and the chance of a face turned grey or blurred.
-FRAMING = {"scale_range": (0.85, 1.3), "max_rotation": 12.0, "max_shift": 0.08, "greyscale": 0.0, "blur": 0.0}
+# shift as a fraction of the template's side, and the chance of a face turned grey, blurred or
+# re-compressed as a JPEG.
+FRAMING = {"scale_range": (0.85, 1.3), "max_rotation": 12.0, "max_shift": 0.08, "greyscale": 0.0, "blur": 0.0,
+           "jpeg": 0.0}
 BLUR_SIGMA = 1.0  # pixels of the input size: a soft, out-of-focus or upscaled-photo look
+JPEG_QUALITY = (30, 90)  # drawn uniformly: from a web thumbnail's blocks to a camera's default
 
 
 def framing_options(options=None) -> dict:
@@ -171,7 +174,7 @@ def framing_options(options=None) -> dict:
     low, high = merged["scale_range"]
     if not 0 < low <= high:
         raise ValueError(f"augmentation scale_range must be 0 < low <= high. Received: {merged['scale_range']!r}")
-    for key in ("greyscale", "blur"):
+    for key in ("greyscale", "blur", "jpeg"):
         if not 0 <= merged[key] <= 1:
             raise ValueError(f"augmentation {key} is a probability (0..1). Received: {merged[key]!r}")
     return {**merged, "scale_range": [float(low), float(high)]}
@@ -201,9 +204,9 @@ def augment_framing(images, seed, *, size: int, zoom: float, brightness=0.15, co
     """Batched, seeded augmentation of prepared crops (uint8, side `size * zoom`, the template's
     framing their centre 1 / zoom) to `size`: flip, a random framing (`FRAMING`: zoom in and out,
     rotation, shift; borders reflected), brightness, contrast, then (with their `FRAMING`
-    probabilities) greyscale and blur."""
+    probabilities) greyscale, blur and JPEG re-compression."""
     framing = framing_options(framing)
-    greyscale, blur = framing.pop("greyscale"), framing.pop("blur")
+    greyscale, blur, jpeg = framing.pop("greyscale"), framing.pop("blur"), framing.pop("jpeg")
     batch = tf.shape(images)[0]
     side = images.shape[1]
     u = tf.random.stateless_uniform([batch, 8], seed=seed)
@@ -226,6 +229,14 @@ def augment_framing(images, seed, *, size: int, zoom: float, brightness=0.15, co
             padded = tf.pad(x, [[0, 0], [2, 2], [2, 2], [0, 0]], mode="REFLECT")
             blurred = tf.nn.depthwise_conv2d(padded, kernel, [1, 1, 1, 1], "VALID")
             x = tf.where(v[:, 1, None, None, None] < blur, blurred, x)
+    if jpeg:  # last, as a photo is compressed after it was taken
+        w = tf.random.stateless_uniform([batch, 2], seed=tf.stack([seed[0] + 2, seed[1]]))
+        quality = tf.cast(JPEG_QUALITY[0] + (JPEG_QUALITY[1] + 1 - JPEG_QUALITY[0]) * w[:, 1], tf.int32)
+        compressed = tf.map_fn(
+            lambda face_quality: tf.cast(tf.image.adjust_jpeg_quality(tf.cast(tf.round(face_quality[0]), tf.uint8),
+                                                                      face_quality[1]), tf.float32),
+            (x, quality), fn_output_signature=tf.TensorSpec((size, size, 3), tf.float32))
+        x = tf.where(w[:, 0, None, None, None] < jpeg, compressed, x)
     return x
 
 

@@ -116,10 +116,28 @@ def test_greyscale_and_blur_come_with_their_probabilities_and_leave_the_other_dr
     assert detail(blurred) < 0.8 * detail(plain)
     with pytest.raises(ValueError, match=r"augmentation blur is a probability \(0..1\). Received: 2"):
         training.TrainConfig(augmentation={"blur": 2})
-    with pytest.raises(ValueError, match=r"Received: \['jpeg'\]"):
-        training.TrainConfig(augmentation={"jpeg": 0.5})
+    with pytest.raises(ValueError, match=r"Received: \['sepia'\]"):
+        training.TrainConfig(augmentation={"sepia": 0.5})
     stored = training.TrainConfig(augmentation={"greyscale": 0.2}).to_dict()["augmentation"]
-    assert stored == {"scale_range": [0.85, 1.3], "max_rotation": 12.0, "max_shift": 0.08, "greyscale": 0.2, "blur": 0.0}
+    assert stored == {"scale_range": [0.85, 1.3], "max_rotation": 12.0, "max_shift": 0.08, "greyscale": 0.2, "blur": 0.0,
+                      "jpeg": 0.0}
+
+
+def test_jpeg_recompression_is_a_real_jpeg_round_trip_of_the_same_framing(crops):
+    records, _ = datasets.load_dataset("prepared", crops["aaf"], schema=Schema())
+    margin = pipeline.decode_faces(records[:32], Schema(), margin=True)
+    seed = tf.constant([4, 2], tf.int64)
+    plain = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM).numpy()
+    compressed = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM, jpeg=1.0).numpy()
+    again = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM, jpeg=1.0).numpy()
+    some = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM, jpeg=0.5).numpy()
+    assert np.array_equal(compressed, again)
+    assert np.array_equal(compressed, np.round(compressed))  # decoded from a JPEG: whole numbers
+    error = np.abs(compressed - plain).reshape(32, -1).mean(axis=1)
+    assert (error > 0.5).all() and (error < 12).all(), error  # artefacts on every face, the same face
+    replaced = [np.array_equal(s, c) for s, c in zip(some, compressed)]
+    kept = [np.array_equal(s, p) for s, p in zip(some, plain)]
+    assert all(r or k for r, k in zip(replaced, kept)) and 4 < sum(replaced) < 28
 
 
 def test_prepared_and_plain_crops_do_not_mix_in_training(crops, utkface_files):
