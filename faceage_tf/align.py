@@ -66,15 +66,63 @@ def crop_transform(keypoints: np.ndarray, template: FaceTemplate, size: int, *, 
 def align_face(image: Image.Image, keypoints, template: FaceTemplate, size: int, *, zoom: float = 1.0,
                angle: float = 0.0) -> Image.Image:
     """The model's `size` x `size` input crop of the face whose keypoints (6 or 4, (x, y) image
-    pixels in the detector's order) are given. Parts outside the image are black. `zoom` and
-    `angle` as in `crop_transform` (the runtime uses neither)."""
+    pixels in the detector's order) are given. Parts outside the image are filled by reflecting
+    the image at its edges (as training's crops are: `reflected_source`). `zoom` and `angle` as in
+    `crop_transform` (the runtime uses neither)."""
     forward, side = crop_transform(keypoints, template, size, zoom=zoom, angle=angle)
-    matrix = np.vstack([forward, [0.0, 0.0, 1.0]])
-    inverse = np.linalg.inv(matrix)[:2]  # Pillow maps output pixels back to input pixels
-    crop = image.transform((side, side), Image.AFFINE, tuple(inverse.reshape(-1)), resample=Image.BILINEAR)
+    inverse = np.linalg.inv(np.vstack([forward, [0.0, 0.0, 1.0]]))[:2]  # output pixel -> image pixel
+    return crop_with(image, inverse, side, size)
+
+
+def crop_with(image: Image.Image, inverse: np.ndarray, side: int, size: int) -> Image.Image:
+    """The crop from an affine transform (`inverse`: intermediate crop pixel -> image pixel, 2x3)
+    for a `side` x `side` intermediate crop, resized to `size`."""
+    source, inverse = reflected_source(image, inverse, side)
+    crop = source.transform((side, side), Image.AFFINE, tuple(np.asarray(inverse).reshape(-1)), resample=Image.BILINEAR)
     if side != size:
         crop = crop.resize((size, size), Image.BILINEAR)
     return crop
+
+
+def reflect_index(index: np.ndarray, length: int) -> np.ndarray:
+    """Indexes into an axis of `length`, mirrored at its ends without repeating the edge pixel
+    (numpy's "reflect" padding, repeated as often as needed)."""
+    if length == 1:
+        return np.zeros_like(index)
+    period = 2 * (length - 1)
+    index = np.mod(index, period)
+    return np.where(index < length, index, period - index)
+
+
+# Reflection is skipped (parts outside stay black) when the region the crop reads would hold more
+# than this many times the image's pixels, or lies wholly outside it: keypoints no detector gives.
+MAX_REFLECTED_AREA = 4
+
+
+def reflected_source(image: Image.Image, inverse: np.ndarray, side: int) -> tuple[Image.Image, np.ndarray]:
+    """The image region a `side` x `side` crop through `inverse` reads (with a pixel to spare for
+    bilinear sampling), and the transform into it. Where the region reaches past the image, its
+    pixels are the image reflected at its edges, so a face at the border of a photo, or a tight
+    face crop, gets the mirrored face around it instead of black, as in training. A region inside
+    the image is the image itself (the crop is then unchanged)."""
+    a0, a1, a2, b0, b1, b2 = np.asarray(inverse, np.float64).reshape(-1)
+    corners_x = np.array([0.0, side, side, 0.0])
+    corners_y = np.array([0.0, 0.0, side, side])
+    xs = a0 * corners_x + a1 * corners_y + a2  # written out, as the Kotlin port computes them
+    ys = b0 * corners_x + b1 * corners_y + b2
+    left, right = np.floor(xs.min()) - 1.0, np.ceil(xs.max()) + 1.0
+    top, bottom = np.floor(ys.min()) - 1.0, np.ceil(ys.max()) + 1.0
+    width, height = image.size
+    if left >= 0 and top >= 0 and right <= width and bottom <= height:
+        return image, inverse
+    overlaps = right > 0 and left < width and bottom > 0 and top < height
+    if not overlaps or (right - left) * (bottom - top) > MAX_REFLECTED_AREA * width * height:
+        return image, inverse
+    left, right, top, bottom = int(left), int(right), int(top), int(bottom)
+    rows = reflect_index(np.arange(top, bottom), height)
+    columns = reflect_index(np.arange(left, right), width)
+    region = Image.fromarray(np.asarray(image)[rows[:, None], columns[None, :]])
+    return region, np.array([[a0, a1, a2 - left], [b0, b1, b2 - top]])
 
 
 def crop_corners(keypoints, template: FaceTemplate, size: int, *, zoom: float = 1.0, angle: float = 0.0) -> np.ndarray:

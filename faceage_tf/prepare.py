@@ -8,7 +8,8 @@ BlazeFace and aligned to the card's template. Each face is aligned once, with a 
 it (`ZOOM` times the template's framing, at `ZOOM` times the input size), so that augmentation
 can zoom out as well as in and turn the face; the template's own crop is the centre
 1 / `ZOOM` of each cached image. Where a source image ends (UTKFace's crops end just around the
-face) the image is extended by reflection first, so no black border is invented.
+face) the alignment reflects the image at its edges, as the runtime does, so no black border is
+invented.
 
 A face the detector misses in its own image is left out and listed in the report with the
 reason: the runtime would not find it in a user's photo either, and a crop cut another way
@@ -32,7 +33,6 @@ import os
 import sys
 from typing import Sequence
 
-import numpy as np
 from PIL import Image
 
 from faceage_tf.align import align_face
@@ -43,7 +43,6 @@ from faceage_tf.runtime.detectors import BlazeFaceDetector
 from faceage_tf.schema import Schema
 
 ZOOM = PREPARED_ZOOM  # 1.5: the cached crop frames 1.5x the template's side: room to zoom out to 1.5 and turn
-REFLECT = 0.5  # reflection added around each source image, as a fraction of its longer side
 AAF_GENDERS = {"male": 0, "female": 1}  # to the schema's order (0 = male)
 
 
@@ -67,16 +66,6 @@ def load_aaf(root: str) -> tuple[list[FaceRecord], list[tuple[str, str]]]:
                 groups.add(row["dup_group"])
                 records.append(FaceRecord(path, float(row["age"]), AAF_GENDERS[row["gender"]]))
     return records, left_out
-
-
-def reflect_pad(image: Image.Image, fraction: float = REFLECT) -> tuple[Image.Image, int]:
-    """The image extended by reflection on every side by `fraction` of its longer side (at most
-    its own size, numpy's limit for one reflection); returns it and the added border in pixels."""
-    pixels = np.asarray(image)
-    border = int(min(round(fraction * max(image.size)), min(image.size) - 1))
-    if border < 1:
-        return image, 0
-    return Image.fromarray(np.pad(pixels, ((border, border), (border, border), (0, 0)), mode="reflect")), border
 
 
 @dataclasses.dataclass
@@ -103,9 +92,7 @@ def cut_face(path: str, detector, schema: Schema, zoom: float = ZOOM) -> Image.I
     faces = detector.detect(image)
     if not faces:
         raise ImageError(f"{path}: no face found by the runtime's detector")
-    padded, border = reflect_pad(image)
-    size = round(schema.input_size * zoom)
-    return align_face(padded, faces[0].keypoints + border, schema.template, size, zoom=zoom)
+    return align_face(image, faces[0].keypoints, schema.template, round(schema.input_size * zoom), zoom=zoom)
 
 
 def prepare(records: Sequence[FaceRecord], source: str, out_dir: str, schema: Schema, *,

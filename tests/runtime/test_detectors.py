@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from faceage_tf.align import align_face, crop_corners
+from faceage_tf.align import align_face, crop_corners, crop_transform, reflect_index
 from faceage_tf.preprocess import resize_face
 from faceage_tf.runtime import DETECTOR_CHOICES, DetectorError, Face, FaceAgePredictor
 from faceage_tf.runtime import blazeface
@@ -136,6 +136,50 @@ def test_aligning_a_utkface_crop_gives_back_the_crop(utkface_files, detector):
     assert np.median(pixels.mean(axis=(1, 2, 3))) < 20
     ages = [abs(a.age - o.age) for a, o in zip(crops_predictor.predict_batch(aligned), crops_predictor.predict_batch(originals))]
     assert np.median(ages) < 2.5, ages
+
+
+def test_a_face_at_the_edge_is_aligned_as_in_the_image_extended_by_reflection(utkface_files, aaf_photos, detector):
+    """UTKFace's crops end just around the face: the aligned crop reads past the image. It is the
+    crop of the same face in the image padded by reflection (as training's crops were cut), not
+    black; a face well inside a photo gives exactly the plain affine crop."""
+    template = FaceAgePredictor(detector="none").schema.template
+    past_the_edge = 0
+    for path in utkface_files[:24]:
+        image = Image.open(path).convert("RGB")
+        points = detector.detect(image)[0].keypoints
+        crop = np.asarray(align_face(image, points, template, 64), np.int32)
+        padded = Image.fromarray(np.pad(np.asarray(image), ((150, 150), (150, 150), (0, 0)), mode="reflect"))
+        reference = np.asarray(align_face(padded, points + 150, template, 64), np.int32)
+        assert np.abs(crop - reference).max() <= 6 and np.abs(crop - reference).mean() < 0.05
+        black_filled = np.asarray(plain_crop(image, points, template), np.int32)
+        if not np.array_equal(crop, black_filled):
+            past_the_edge += 1
+            assert crop.mean() > black_filled.mean()
+    assert past_the_edge >= 3
+    photo = Image.open(aaf_photos[0]).convert("RGB")
+    points = detector.detect(photo)[0].keypoints
+    assert np.array_equal(np.asarray(align_face(photo, points, template, 64)), np.asarray(plain_crop(photo, points, template)))
+
+
+def plain_crop(image, points, template):
+    """The affine crop without reflection: black outside the image."""
+    forward, side = crop_transform(points, template, 64)
+    inverse = np.linalg.inv(np.vstack([forward, [0.0, 0.0, 1.0]]))[:2]
+    crop = image.transform((side, side), Image.AFFINE, tuple(inverse.reshape(-1)), resample=Image.BILINEAR)
+    return crop.resize((64, 64), Image.BILINEAR) if side != 64 else crop
+
+
+def test_reflection_indexes_are_numpys_and_nonsense_keypoints_stay_cheap(utkface_files):
+    for length in (1, 2, 5):
+        for pad in (1, 4, 11):
+            expected = np.pad(np.arange(length), pad, mode="reflect")
+            assert np.array_equal(reflect_index(np.arange(-pad, length + pad), length), expected), (length, pad)
+    image = Image.open(utkface_files[0]).convert("RGB")
+    template = FaceAgePredictor(detector="none").schema.template
+    huge = np.array([[-1e7, -1e7], [1e7, -1e7], [0.0, 0.0], [0.0, 1e7]])  # a "face" far larger than the image
+    far = np.array([[1e9, 1e9], [1e9 + 20, 1e9], [1e9 + 10, 1e9 + 12], [1e9 + 10, 1e9 + 24]])  # far outside it
+    for points in (huge, far):
+        assert np.asarray(align_face(image, points, template, 64)).shape == (64, 64, 3)
 
 
 def test_the_example_photo_has_one_face_well_inside_it(photo_predictor):

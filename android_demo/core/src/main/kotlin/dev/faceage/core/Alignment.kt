@@ -1,5 +1,7 @@
 package dev.faceage.core
 
+import kotlin.math.ceil
+import kotlin.math.floor
 import kotlin.math.hypot
 
 /**
@@ -30,7 +32,8 @@ data class FaceTemplate(val keypoints: List<Pair<Double, Double>>) {
  * Face alignment as `faceage_tf.align`: the similarity transform (rotation, uniform scale,
  * shift) from the detected keypoints to the template, an intermediate crop of the face's own
  * size made by Pillow's bilinear affine transform, then Pillow's antialiased resize to the input
- * size. Coordinates are continuous pixels (a pixel's centre at +0.5), as Pillow's.
+ * size, reading the image reflected at its edges where the crop reaches past it. Coordinates are
+ * continuous pixels (a pixel's centre at +0.5), as Pillow's.
  */
 object Alignment {
     /** The intermediate crop is at most this many times the input side. */
@@ -99,7 +102,10 @@ object Alignment {
         return CropTransform(DoubleArray(6) { toUnit[it] * side }, side)
     }
 
-    /** The model's size x size input crop of the face; parts outside the image are black. */
+    /**
+     * The model's size x size input crop of the face; parts outside the image are the image
+     * reflected at its edges, as in training ([reflectedSource]).
+     */
     fun alignFace(image: RgbImage, keypoints: DoubleArray, template: FaceTemplate, size: Int): RgbImage {
         val t = cropTransform(keypoints, template, size)
         return cropWith(image, invert(t.forward), t.side, size)
@@ -107,7 +113,61 @@ object Alignment {
 
     /** The crop from Pillow AFFINE data (output pixel -> image pixel) for a side x side intermediate. */
     fun cropWith(image: RgbImage, inverse: DoubleArray, side: Int, size: Int): RgbImage {
-        val crop = Pillow.affine(image, side, side, inverse)
+        val source = reflectedSource(image, inverse, side)
+        val crop = Pillow.affine(source.image, side, side, source.inverse)
         return if (side != size) Pillow.resize(crop, size, size) else crop
+    }
+
+    /**
+     * Reflection is skipped (parts outside stay black) when the region a crop reads would hold
+     * more than this many times the image's pixels, or lies wholly outside it.
+     */
+    const val MAX_REFLECTED_AREA = 4
+
+    /** An index into an axis of [length], mirrored at its ends without repeating the edge pixel. */
+    fun reflectIndex(index: Int, length: Int): Int {
+        if (length == 1) return 0
+        val period = 2 * (length - 1)
+        val i = Math.floorMod(index, period)
+        return if (i < length) i else period - i
+    }
+
+    /** An image and the AFFINE data that samples the crop from it. */
+    class Source(val image: RgbImage, val inverse: DoubleArray)
+
+    /**
+     * `faceage_tf.align.reflected_source`: the region a side x side crop through [inverse] reads
+     * (a pixel to spare for bilinear sampling), with the image reflected at its edges where the
+     * region reaches past it; the image itself when the region lies inside.
+     */
+    fun reflectedSource(image: RgbImage, inverse: DoubleArray, side: Int): Source {
+        val s = side.toDouble()
+        val cornersX = doubleArrayOf(0.0, s, s, 0.0)
+        val cornersY = doubleArrayOf(0.0, 0.0, s, s)
+        val xs = DoubleArray(4) { inverse[0] * cornersX[it] + inverse[1] * cornersY[it] + inverse[2] }
+        val ys = DoubleArray(4) { inverse[3] * cornersX[it] + inverse[4] * cornersY[it] + inverse[5] }
+        val left = floor(xs.min()) - 1.0
+        val right = ceil(xs.max()) + 1.0
+        val top = floor(ys.min()) - 1.0
+        val bottom = ceil(ys.max()) + 1.0
+        val width = image.width
+        val height = image.height
+        if (left >= 0 && top >= 0 && right <= width && bottom <= height) return Source(image, inverse)
+        val overlaps = right > 0 && left < width && bottom > 0 && top < height
+        if (!overlaps || (right - left) * (bottom - top) > MAX_REFLECTED_AREA.toDouble() * width * height) {
+            return Source(image, inverse)
+        }
+        val x0 = left.toInt()
+        val y0 = top.toInt()
+        val w = right.toInt() - x0
+        val h = bottom.toInt() - y0
+        val columns = IntArray(w) { reflectIndex(x0 + it, width) }
+        val pixels = IntArray(w * h)
+        for (y in 0 until h) {
+            val row = reflectIndex(y0 + y, height) * width
+            for (x in 0 until w) pixels[y * w + x] = image.pixels[row + columns[x]]
+        }
+        val shifted = doubleArrayOf(inverse[0], inverse[1], inverse[2] - x0, inverse[3], inverse[4], inverse[5] - y0)
+        return Source(RgbImage(w, h, pixels), shifted)
     }
 }
