@@ -121,7 +121,7 @@ def reflected_source(image: Image.Image, inverse: np.ndarray, side: int) -> tupl
     left, right, top, bottom = int(left), int(right), int(top), int(bottom)
     rows = reflect_index(np.arange(top, bottom), height)
     columns = reflect_index(np.arange(left, right), width)
-    region = Image.fromarray(np.asarray(image)[rows[:, None], columns[None, :]])
+    region = Image.fromarray(np.asarray(image).take(rows, axis=0).take(columns, axis=1))
     return region, np.array([[a0, a1, a2 - left], [b0, b1, b2 - top]])
 
 
