@@ -62,6 +62,9 @@ def main():
     parser.add_argument("--run", help="use the photos of this training run's test split (see photos.py)")
     parser.add_argument("--faces", type=int, default=600, help="faces per data set (default 600)")
     args = parser.parse_args()
+    import matplotlib  # before minutes of work: the training environment has it, the runtime's not
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     models = args.model or ["default"]
     detector = BlazeFaceDetector()
     data = {name: faces_with_keypoints(rows, detector) for name, (rows, _) in held_out_data_sets(args.run, args.faces).items()}
@@ -75,9 +78,6 @@ def main():
                 "angle": {str(a): scores(predictor, faces, angle=a) for a in ANGLES}}
             print(name, data_name, json.dumps(results[(name, data_name)]), flush=True)
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     for (name, data_name), r in results.items():
         label = f"{name}, {data_name}" if len(models) > 1 else data_name
