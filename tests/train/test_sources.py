@@ -100,13 +100,15 @@ def test_framing_augmentation_draws_around_the_serving_crop(crops):
     assert np.mean([diff(c, s) for c, s in zip(centre, shrunk)]) < np.mean([diff(c, s[8:57, 8:57]) for c, s in zip(centre, served)])
 
 
-def test_greyscale_and_blur_come_with_their_probabilities_and_leave_the_other_draws_alone(crops):
-    records, _ = datasets.load_dataset("prepared", crops["utkface"], schema=Schema())
+def augmented(crops, source, seed, **options):
+    """32 prepared crops of `source` through `augment_framing` with `options`, as numpy."""
+    records, _ = datasets.load_dataset("prepared", crops[source], schema=Schema())
     margin = pipeline.decode_faces(records[:32], Schema(), margin=True)
-    seed = tf.constant([3, 5], tf.int64)
-    plain = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM).numpy()
-    grey = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM, greyscale=1.0).numpy()
-    blurred = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM, blur=1.0).numpy()
+    return pipeline.augment_framing(margin, tf.constant(seed, tf.int64), size=64, zoom=prepare.ZOOM, **options).numpy()
+
+
+def test_greyscale_and_blur_come_with_their_probabilities_and_leave_the_other_draws_alone(crops):
+    plain, grey, blurred = (augmented(crops, "utkface", [3, 5], **options) for options in ({}, {"greyscale": 1.0}, {"blur": 1.0}))
     assert np.abs(grey[..., 0] - grey[..., 2]).max() < 1e-3 and np.abs(plain[..., 0] - plain[..., 2]).mean() > 5
     assert np.abs(grey.mean(axis=-1) - plain.mean(axis=-1)).mean() < 5  # the same framing, only grey
 
@@ -124,13 +126,8 @@ def test_greyscale_and_blur_come_with_their_probabilities_and_leave_the_other_dr
 
 
 def test_jpeg_recompression_is_a_real_jpeg_round_trip_of_the_same_framing(crops):
-    records, _ = datasets.load_dataset("prepared", crops["aaf"], schema=Schema())
-    margin = pipeline.decode_faces(records[:32], Schema(), margin=True)
-    seed = tf.constant([4, 2], tf.int64)
-    plain = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM).numpy()
-    compressed = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM, jpeg=1.0).numpy()
-    again = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM, jpeg=1.0).numpy()
-    some = pipeline.augment_framing(margin, seed, size=64, zoom=prepare.ZOOM, jpeg=0.5).numpy()
+    plain, compressed, again, some = (augmented(crops, "aaf", [4, 2], **options)
+                                      for options in ({}, {"jpeg": 1.0}, {"jpeg": 1.0}, {"jpeg": 0.5}))
     assert np.array_equal(compressed, again)
     assert np.array_equal(compressed, np.round(compressed))  # decoded from a JPEG: whole numbers
     error = np.abs(compressed - plain).reshape(32, -1).mean(axis=1)
