@@ -202,7 +202,7 @@ def write_detection_golden(cases, predictor: FaceAgePredictor, out_dir: str) -> 
             points = image_keypoints[0]
             forward, side = align.crop_transform(points, schema.template, schema.input_size)
             inverse = np.linalg.inv(np.vstack([forward, [0.0, 0.0, 1.0]]))[:2]
-            crop = np.asarray(align.align_face(image, points, schema.template, schema.input_size))
+            crop = np.asarray(align.crop_with(image, inverse, side, schema.input_size))  # = align_face's
             entry["alignment"] = {
                 "template": [list(point) for point in schema.template.keypoints], "size": schema.input_size,
                 "keypoints": _floats(points), "forward": _floats(forward), "inverse": _floats(inverse), "side": int(side),
