@@ -65,6 +65,10 @@ class TrainConfig:
         warmup_epochs: epochs of linear learning-rate warm-up.
         label_smoothing: label smoothing of the gender and age-group losses.
         age_sigma: years; width of the Gaussian target over ages.
+        age_mean_loss_weight: weight of the L1 loss between the distribution's mean (the age the
+            model reports) and the true age, added to the Gaussian target's cross-entropy (DLDL-v2).
+            The cross-entropy trains the distribution's shape only; on an age axis bounded at 0,
+            the mean of a broad distribution sits above its peak for the young and the middle.
         age_balance: age-group loss weights (mean/count)**p: 0 none, 0.5 sqrt, 1 inverse.
         gender_loss_weight, age_group_loss_weight, age_dist_loss_weight: weights of each head's losses.
         val_fraction, test_fraction: fractions of the faces for validation and for the test split.
@@ -113,6 +117,7 @@ class TrainConfig:
     # Losses
     label_smoothing: float = 0.1
     age_sigma: float = 2.5  # years
+    age_mean_loss_weight: float = 0.0
     age_balance: float = 0.5
     gender_loss_weight: float = 1.0
     age_group_loss_weight: float = 1.0
@@ -388,16 +393,21 @@ def smoothed_sparse_crossentropy(num_classes: int, smoothing: float):
     return loss
 
 
-def gaussian_age_crossentropy(num_ages: int, sigma: float):
+def gaussian_age_crossentropy(num_ages: int, sigma: float, mean_weight: float = 0.0):
     """Cross-entropy against a Gaussian over ages centred on the true age (label distribution
-    learning): neighbouring ages share credit, which suits noisy apparent-age labels."""
+    learning): neighbouring ages share credit, which suits noisy apparent-age labels. With
+    `mean_weight`, plus that times the absolute error of the distribution's mean (DLDL-v2)."""
     ages = tf.range(num_ages, dtype=tf.float32)
 
     def loss(y_true, y_pred):
         true_age = tf.cast(tf.reshape(y_true, [-1, 1]), tf.float32)
         target = tf.exp(-tf.square(ages - true_age) / (2.0 * sigma**2))
         target /= tf.reduce_sum(target, axis=-1, keepdims=True)
-        return keras.losses.categorical_crossentropy(target, y_pred)
+        crossentropy = keras.losses.categorical_crossentropy(target, y_pred)
+        if not mean_weight:
+            return crossentropy
+        mean_age = tf.reduce_sum(y_pred * ages, axis=-1)
+        return crossentropy + mean_weight * tf.abs(mean_age - true_age[:, 0])
 
     return loss
 
@@ -415,7 +425,8 @@ def compile_for_training(model, config: TrainConfig, steps_per_epoch: int):
     for prefix in models.head_prefixes(model):
         losses[prefix + "gender"] = smoothed_sparse_crossentropy(len(schema.gender_labels), config.label_smoothing)
         losses[prefix + "age_group"] = smoothed_sparse_crossentropy(schema.num_age_groups, config.label_smoothing)
-        losses[prefix + "age_dist"] = gaussian_age_crossentropy(schema.max_age + 1, config.age_sigma)
+        losses[prefix + "age_dist"] = gaussian_age_crossentropy(schema.max_age + 1, config.age_sigma,
+                                                                     config.age_mean_loss_weight)
         for key, weight in head_weights.items():
             weights[prefix + key] = label_share * weight
             if distill:
