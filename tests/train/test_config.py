@@ -38,12 +38,15 @@ def test_config_json_holds_the_whole_schema_and_every_network_option(parent_run)
 
 
 def test_the_default_recipe_chain_resolves(tmp_path):
-    """configs/default.json, then the fine-tune and QAT configs on top of it, as the recipe runs them."""
+    """configs/serving_crops.json, then the fine-tune, polish and QAT configs on top of it, as
+    training/make_default_model.sh runs them."""
     parent = str(tmp_path)
-    for name in ("default.json", "default_finetune.json", "default_qat.json"):
+    for name in ("serving_crops.json", "default_finetune.json", "default_polish.json", "default_qat.json"):
         with open(os.path.join(ROOT, "configs", name)) as f:
             options = json.load(f)
-        config = TrainConfig.resolve(dict(options, init_from=parent) if name != "default.json" else options)
+        config = TrainConfig.resolve(dict(options, init_from=parent) if name != "serving_crops.json" else options)
+        if name == "default_polish.json":  # milder framing than the recipe's other steps
+            assert config.augmentation["scale_range"] == [0.9, 1.2] and config.learning_rate < 1e-3
         assert config.schema == Schema(input_size=64, age_group_preset="fairface9")
         assert config.members == ("attentional", "residual") and config.gender_input
         (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
@@ -51,7 +54,7 @@ def test_the_default_recipe_chain_resolves(tmp_path):
 
 
 def test_fine_tune_and_qat_configs_inherit_model_and_schema(parent_run):
-    for name in ("default_finetune.json", "default_qat.json"):
+    for name in ("default_finetune.json", "default_polish.json", "default_qat.json"):
         with open(os.path.join(ROOT, "configs", name)) as f:
             options = json.load(f)
         child = TrainConfig.resolve(dict(options, init_from=parent_run))
