@@ -425,8 +425,8 @@ def compile_for_training(model, config: TrainConfig, steps_per_epoch: int):
     for prefix in models.head_prefixes(model):
         losses[prefix + "gender"] = smoothed_sparse_crossentropy(len(schema.gender_labels), config.label_smoothing)
         losses[prefix + "age_group"] = smoothed_sparse_crossentropy(schema.num_age_groups, config.label_smoothing)
-        losses[prefix + "age_dist"] = gaussian_age_crossentropy(schema.max_age + 1, config.age_sigma,
-                                                                     config.age_mean_loss_weight)
+        losses[prefix + "age_dist"] = gaussian_age_crossentropy(
+            schema.max_age + 1, config.age_sigma, config.age_mean_loss_weight)
         for key, weight in head_weights.items():
             weights[prefix + key] = label_share * weight
             if distill:

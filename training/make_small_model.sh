@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The recipe of the packaged small model (faceage-small.tflite), on 2 CPU cores, after the
-# default model's recipe (training/make_default_model.sh) has trained its float ensemble:
+# default model's recipe (training/make_default_model.sh) has trained its float and polished
+# ensembles (the teachers):
 #   1. train one narrow attentional network (configs/small.json) on the default run's split,
 #      distilled from the default float ensemble (its probabilities and age distribution, with
 #      flip, as soft targets beside the labels),
