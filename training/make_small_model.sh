@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
 # The recipe of the packaged small model (faceage-small.tflite), on 2 CPU cores, after the
-# default model's recipe (training/make_default_model.sh) has trained its float and polished
-# ensembles (the teachers):
+# default model's recipe (training/make_default_model.sh) has trained its float ensemble:
 #   1. train one narrow attentional network (configs/small.json) on the default run's split,
 #      distilled from the default float ensemble (its probabilities and age distribution, with
 #      flip, as soft targets beside the labels),
-#   2. polish it 6 epochs at a low learning rate with milder framing, distilled from the
-#      default's polished ensemble (configs/small_polish.json), as the default recipe does,
-#   3. fine-tune it with quantisation-aware training (configs/default_qat.json),
-#   4. export it without built-in flip, measure it on the test split, and publish the int8 QAT
+#   2. fine-tune it with quantisation-aware training (configs/default_qat.json),
+#   3. export it without built-in flip, measure it on the test split, and publish the int8 QAT
 #      model into faceage_tf/assets/ (refused if it falls behind its float model beyond the
 #      parity limits, read from a paired bootstrap on validation and test).
 # Resumable like the default recipe: run it again after an interruption.
@@ -20,9 +17,6 @@ DEFAULT=${2:-runs/default}
 source training/recipe_steps.sh
 
 train "$OUT/float" --config configs/small.json --teacher "$DEFAULT/float"
-train "$OUT/polish" --config configs/small_polish.json --init-from "$OUT/float" --teacher "$DEFAULT/polish"
-train "$OUT/qat" --config configs/default_qat.json --init-from "$OUT/polish"
-# No int8-ptq variant: TensorFlow 2.21's converter aborted ("double free or corruption") calibrating
-# the polished network, twice; the float32 and int8-qat variants are what the gate compares.
-"$PY" export/export_tflite.py --run "$OUT/polish" --qat-run "$OUT/qat" --out "$OUT/export" --name faceage-small \
-  --variants float32,int8-qat --card-extra configs/small_card.json --publish faceage_tf/assets/faceage-small.tflite
+train "$OUT/qat" --config configs/default_qat.json --init-from "$OUT/float"
+"$PY" export/export_tflite.py --run "$OUT/float" --qat-run "$OUT/qat" --out "$OUT/export" --name faceage-small \
+  --variants float32,int8-ptq,int8-qat --card-extra configs/small_card.json --publish faceage_tf/assets/faceage-small.tflite
