@@ -102,12 +102,17 @@ def label_arrays(records: Sequence[FaceRecord], schema: Schema) -> dict[str, np.
     }
 
 
-def age_group_weights(groups: np.ndarray, num_groups: int, power: float) -> np.ndarray:
-    """Per-face loss weights `(mean count / group count) ** power`: 0 = none, 0.5 = sqrt, 1 = inverse."""
+def group_loss_weights(groups: np.ndarray, num_groups: int, power: float) -> np.ndarray:
+    """Loss weight of each age group, `(mean count / group count) ** power` (0 = none, 0.5 = sqrt,
+    1 = inverse), scaled so that the faces' mean weight is 1."""
     counts = np.bincount(groups, minlength=num_groups).astype(np.float64)
     per_group = (counts.sum() / num_groups / np.maximum(counts, 1)) ** power
-    weights = per_group[groups]
-    return (weights / weights.mean()).astype(np.float32)
+    return per_group / per_group[groups].mean()
+
+
+def age_group_weights(groups: np.ndarray, num_groups: int, power: float) -> np.ndarray:
+    """Per-face loss weights: each face's `group_loss_weights`."""
+    return group_loss_weights(groups, num_groups, power)[groups].astype(np.float32)
 
 
 def _base_name(output_name: str) -> str:

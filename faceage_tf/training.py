@@ -766,13 +766,40 @@ def weights_digest(model) -> str:
     return digest.hexdigest()
 
 
-def load_run(run_dir: str, weights: str = BEST_WEIGHTS):
+def load_run(run_dir: str, weights: str = BEST_WEIGHTS, *, unweighted: bool = True):
     """(model, config) of a finished run: the model rebuilt from its config (its schema
-    included), with its best weights."""
+    included), with its best weights. `unweighted`: as served, with the age-group loss weights
+    of training taken out of its age heads (see `remove_age_balance`); False: as trained."""
     config = load_config(run_dir)
     model = config.build_model(load_init=False)
     path = os.path.join(run_dir, weights)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no weights; has the run finished an epoch?")
     models.training_model(model).load_weights(path)
+    if unweighted:
+        remove_age_balance(model, config, datasets.read_manifest(os.path.join(run_dir, "manifest.json"))["train"])
     return model, config
+
+
+def remove_age_balance(model, config: TrainConfig, train_records) -> None:
+    """Takes `config.age_balance` out of `model`'s age heads, in place.
+
+    Training weighs each face's age losses by its age group's weight w (rare groups count more),
+    so the age-group and age softmaxes learn p(group | face) * w(group), renormalised: they
+    lean toward the rarer neighbouring group, e.g. 40-49 (w 1.01) over 30-39 (w 0.73) in the
+    default recipe. Subtracting log w from those layers' biases divides it back out (logit
+    adjustment, Menon et al. 2021): exact for the age groups, nearly so for the ages (whose
+    Gaussian targets blur the group edges), and free at inference, as the exported model
+    carries the shifted biases.
+    """
+    if not config.age_balance:
+        return
+    schema = config.schema
+    groups = pipeline.label_arrays(train_records, schema)["age_group"]
+    log_weights = np.log(pipeline.group_loss_weights(groups, schema.num_age_groups, config.age_balance))
+    by_age = log_weights[[schema.age_group(age) for age in range(schema.max_age + 1)]]
+    for prefix in models.head_prefixes(model):
+        for name, shift in (("age_group", log_weights), ("age_dist", by_age)):
+            layer = models.find_layer(model, prefix + name)
+            dense = getattr(layer, "layer", layer)  # a QAT model wraps it
+            dense.bias.assign(dense.bias - shift.astype(np.float32))

@@ -49,7 +49,7 @@ def test_a_student_learns_from_the_teachers_soft_targets(teacher_run, utkface_di
     assert history["loss"][0] == pytest.approx(0.3 * label_loss + 0.7 * teacher_loss, rel=1e-3)
 
     # The student's weights files are its own: it loads back, exports and fine-tunes as any run.
-    loaded, loaded_config = load_run(student_run)
+    loaded, loaded_config = load_run(student_run, unweighted=False)  # as trained, like `model`
     assert loaded_config.teacher == teacher_run
     assert type(loaded.get_layer("attn_stage4_2_conv")).__name__ == "SeparableConv2D"
     np.testing.assert_array_equal(loaded.predict(faces.numpy()[:4] / 127.5 - 1, verbose=0)["age"],

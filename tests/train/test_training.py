@@ -73,6 +73,38 @@ def test_checkpoint_restores_the_trained_model(small_run):
     assert accuracy == pytest.approx(float(best_epoch["val_gender_acc"]), abs=1e-6)
 
 
+def test_served_model_divides_the_age_group_loss_weights_out(small_run):
+    """The run trained with `age_balance`; as served, its age heads give the trained
+    probabilities divided by each age group's loss weight, renormalised."""
+    from faceage_tf import models
+    from faceage_tf.datasets import read_manifest
+    from faceage_tf.keras import keras
+
+    trained, config = load_run(small_run, unweighted=False)
+    served, _ = load_run(small_run)
+    schema = config.schema
+    splits = read_manifest(os.path.join(small_run, "manifest.json"))
+    weights = pipeline.group_loss_weights(pipeline.label_arrays(splits["train"], schema)["age_group"],
+                                          schema.num_age_groups, config.age_balance)
+    assert config.age_balance > 0 and weights.max() / weights.min() > 1.5
+    faces = pipeline.normalize(pipeline.decode_faces(splits["val"][:64], schema), schema)
+
+    def heads(model):
+        names = ("gender", "age_group", "age_dist", "age")
+        outputs = keras.Model(model.inputs, [models.find_layer(model, n).output for n in names])(faces)
+        return {name: np.asarray(output) for name, output in zip(names, outputs)}
+
+    before, after = heads(trained), heads(served)
+    np.testing.assert_array_equal(after["gender"], before["gender"])
+    expected_groups = before["age_group"] / weights
+    np.testing.assert_allclose(after["age_group"], expected_groups / expected_groups.sum(-1, keepdims=True), atol=1e-5)
+    ages = np.arange(schema.max_age + 1)
+    expected_ages = before["age_dist"] / weights[[schema.age_group(a) for a in ages]]
+    expected_ages /= expected_ages.sum(-1, keepdims=True)
+    np.testing.assert_allclose(after["age_dist"], expected_ages, atol=1e-5)
+    np.testing.assert_allclose(np.ravel(after["age"]), expected_ages @ ages, rtol=1e-4)
+
+
 def test_evaluation_report_has_every_field(small_run, tmp_path):
     out = str(tmp_path / "eval")
     script = os.path.join(ROOT, "training", "evaluate.py")
