@@ -306,6 +306,7 @@ def export_run(run_dir: str, out_dir: str, *, qat_run: str | None = None, varian
     results = {}
     for variant in variants:
         model = qat_model if variant == "int8-qat" else float_model
+        log(f"{variant}: converting")  # names the variant if the converter aborts the process
         model_bytes = convert(model, schema, variant, representative, flip=flip)
         card = make_card(schema, architecture=config.architecture, variant=variant, flip_tta=flip,
                          training_data=data, **(card_extra or {}))
