@@ -164,7 +164,7 @@ def _colour(x, u_contrast, u_brightness, brightness, contrast):
 # shift as a fraction of the template's side, and the chance of a face turned grey, blurred or
 # re-compressed as a JPEG.
 FRAMING = {"scale_range": (0.85, 1.3), "max_rotation": 12.0, "max_shift": 0.08, "greyscale": 0.0, "blur": 0.0,
-           "jpeg": 0.0}
+           "jpeg": 0.0, "input_noise": 0.0}
 BLUR_SIGMA = 1.0  # pixels of the input size: a soft, out-of-focus or upscaled-photo look
 JPEG_QUALITY = (30, 90)  # drawn uniformly: from a web thumbnail's blocks to a camera's default
 
@@ -182,6 +182,8 @@ def framing_options(options=None) -> dict:
     for key in ("greyscale", "blur", "jpeg"):
         if not 0 <= merged[key] <= 1:
             raise ValueError(f"augmentation {key} is a probability (0..1). Received: {merged[key]!r}")
+    if not 0 <= merged["input_noise"] <= 8:
+        raise ValueError(f"augmentation input_noise is in 8-bit levels (0..8). Received: {merged['input_noise']!r}")
     return {**merged, "scale_range": [float(low), float(high)]}
 
 
@@ -209,9 +211,12 @@ def augment_framing(images, seed, *, size: int, zoom: float, brightness=0.15, co
     """Batched, seeded augmentation of prepared crops (uint8, side `size * zoom`, the template's
     framing their centre 1 / zoom) to `size`: flip, a random framing (`FRAMING`: zoom in and out,
     rotation, shift; borders reflected), brightness, contrast, then (with their `FRAMING`
-    probabilities) greyscale, blur and JPEG re-compression."""
+    probabilities) greyscale, blur and JPEG re-compression, and `input_noise`: every value moved by
+    up to that many 8-bit levels, uniformly (an int8 model's input is rounded to one level, and
+    interpreters round it differently; training with the noise makes a model steadier under it)."""
     framing = framing_options(framing)
     greyscale, blur, jpeg = framing.pop("greyscale"), framing.pop("blur"), framing.pop("jpeg")
+    input_noise = framing.pop("input_noise")
     batch = tf.shape(images)[0]
     side = images.shape[1]
     u = tf.random.stateless_uniform([batch, 8], seed=seed)
@@ -242,6 +247,9 @@ def augment_framing(images, seed, *, size: int, zoom: float, brightness=0.15, co
                                                                       face_quality[1]), tf.float32),
             (x, quality), fn_output_signature=tf.TensorSpec((size, size, 3), tf.float32))
         x = tf.where(w[:, 0, None, None, None] < jpeg, compressed, x)
+    if input_noise:
+        noise = tf.random.stateless_uniform(tf.shape(x), seed=tf.stack([seed[0] + 3, seed[1]]), minval=-1.0, maxval=1.0)
+        x = tf.clip_by_value(x + input_noise * noise, 0.0, 255.0)
     return x
 
 

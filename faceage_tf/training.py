@@ -75,8 +75,8 @@ class TrainConfig:
         test_fold: Adience: the fold held out for testing.
         seed: seed of the split, the initial weights, the order of faces and their augmentation.
         augmentation: prepared crops only (see `pipeline.FRAMING`): scale_range (template sides seen),
-            max_rotation (degrees), max_shift (of the template's side), greyscale and blur
-            (probabilities); in a config file.
+            max_rotation (degrees), max_shift (of the template's side), greyscale, blur and jpeg
+            (probabilities), input_noise (8-bit levels); in a config file.
         limit: use only this many faces of each source, drawn at random (0: all): quick runs and tests.
         early_stopping: stop after this many epochs without a better validation loss (0: off).
         distribute: none, mirrored (the devices of one machine), multiworker (the machines of
@@ -665,7 +665,7 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, overwrite:
         for name in ("train", "val"):
             served = faces["val"] if name == "val" else pipeline.decode_faces(
                 splits[name], schema, cache=os.path.join(cache, "train_served") if cache else "")
-            labels[name].update(teacher_targets(config.teacher, served, schema,
+            labels[name].update(teacher_targets(config.teacher, served, schema, age_balance=config.age_balance,
                                                 cache=os.path.join(run_dir, f"teacher_{name}.npz") if is_chief else ""))
 
     steps = pipeline.steps_per_epoch(len(splits["train"]), config.batch_size)
@@ -725,16 +725,21 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, overwrite:
     return model, history.history
 
 
-def teacher_targets(teacher_run: str, faces, schema: Schema, *, cache: str = "") -> dict[str, np.ndarray]:
+def teacher_targets(teacher_run: str, faces, schema: Schema, *, age_balance: float = 0.0,
+                    cache: str = "") -> dict[str, np.ndarray]:
     """The soft targets of distillation: `teacher_run`'s probabilities on `faces` (uint8 serving
     crops) averaged with their mirror images, as `TEACHER_PREFIX` + gender / age_group /
-    age_dist (an ensemble's age distribution is the mean of its heads'). `cache`: an .npz file
-    that keeps them for a resumed run."""
+    age_dist (an ensemble's age distribution is the mean of its heads'). Their age heads lean
+    by the student's `age_balance`, as its label losses do, so that the student's served model
+    (`remove_age_balance`) takes one consistent weighting out. `cache`: an .npz file that keeps
+    them for a resumed run."""
     if cache and os.path.exists(cache):
         with np.load(cache) as saved:
             if len(saved[models.TEACHER_PREFIX + "gender"]) == len(faces):
                 return dict(saved)
-    teacher, teacher_config = load_run(teacher_run)
+    teacher, teacher_config = load_run(teacher_run, unweighted=False)
+    train_records = datasets.read_manifest(os.path.join(teacher_run, "manifest.json"))["train"]
+    remove_age_balance(teacher, teacher_config, train_records, power=teacher_config.age_balance - age_balance)
     if teacher_config.schema != schema:
         raise ValueError(f"teacher {teacher_run} was trained with another schema than this run's: "
                          f"{teacher_config.schema.to_dict()} vs {schema.to_dict()}")
@@ -781,8 +786,9 @@ def load_run(run_dir: str, weights: str = BEST_WEIGHTS, *, unweighted: bool = Tr
     return model, config
 
 
-def remove_age_balance(model, config: TrainConfig, train_records) -> None:
-    """Takes `config.age_balance` out of `model`'s age heads, in place.
+def remove_age_balance(model, config: TrainConfig, train_records, power: float | None = None) -> None:
+    """Takes `config.age_balance` (or `power` of the same weighting) out of `model`'s age heads,
+    in place; a negative `power` puts it in.
 
     Training weighs each face's age losses by its age group's weight w (rare groups count more),
     so the age-group and age softmaxes learn p(group | face) * w(group), renormalised: they
@@ -792,11 +798,12 @@ def remove_age_balance(model, config: TrainConfig, train_records) -> None:
     Gaussian targets blur the group edges), and free at inference, as the exported model
     carries the shifted biases.
     """
-    if not config.age_balance:
+    power = config.age_balance if power is None else power
+    if not power:
         return
     schema = config.schema
     groups = pipeline.label_arrays(train_records, schema)["age_group"]
-    log_weights = np.log(pipeline.group_loss_weights(groups, schema.num_age_groups, config.age_balance))
+    log_weights = np.log(pipeline.group_loss_weights(groups, schema.num_age_groups, power))
     by_age = log_weights[[schema.age_group(age) for age in range(schema.max_age + 1)]]
     for prefix in models.head_prefixes(model):
         for name, shift in (("age_group", log_weights), ("age_dist", by_age)):

@@ -32,16 +32,18 @@ def test_a_student_learns_from_the_teachers_soft_targets(teacher_run, utkface_di
     splits = datasets.read_manifest(os.path.join(student_run, "manifest.json"))
     assert splits == datasets.read_manifest(os.path.join(teacher_run, "manifest.json"))
 
-    # The soft targets are the teacher's own predictions (with flip) on the serving crops.
-    teacher, teacher_config = load_run(teacher_run)
+    # The soft targets are the teacher's own predictions (with flip) on the serving crops, as
+    # trained: their age heads lean by the age weights that the student's label losses share.
+    teacher, teacher_config = load_run(teacher_run, unweighted=False)
     faces = pipeline.decode_faces(splits["val"], teacher_config.schema)
-    targets = teacher_targets(teacher_run, faces, teacher_config.schema,
+    targets = teacher_targets(teacher_run, faces, teacher_config.schema, age_balance=config.age_balance,
                               cache=os.path.join(student_run, "teacher_val.npz"))
-    predicted = pipeline.predict(teacher, faces, teacher_config.schema, flip=True)
-    for key in ("gender", "age_group"):
-        np.testing.assert_allclose(targets[models.TEACHER_PREFIX + key], predicted[key], atol=1e-5)
-    ages = np.arange(teacher_config.schema.max_age + 1)
-    np.testing.assert_allclose(targets["teacher_age_dist"] @ ages, predicted["age"][:, 0], atol=1e-3)
+    _assert_targets_are(targets, pipeline.predict(teacher, faces, teacher_config.schema, flip=True), teacher_config)
+    # A student without age weights learns from the teacher as served, its weights taken out.
+    served = pipeline.predict(load_run(teacher_run)[0], faces, teacher_config.schema, flip=True)
+    _assert_targets_are(teacher_targets(teacher_run, faces, teacher_config.schema, age_balance=0.0), served,
+                        teacher_config)
+    assert np.abs(served["age_group"] - targets["teacher_age_group"]).max() > 0.01
 
     # Each head's loss is shared 0.3 (labels) / 0.7 (teacher).
     label_loss = sum(history[key + "_loss"][0] for key in models.SOFT_TARGETS)
@@ -54,6 +56,13 @@ def test_a_student_learns_from_the_teachers_soft_targets(teacher_run, utkface_di
     assert type(loaded.get_layer("attn_stage4_2_conv")).__name__ == "SeparableConv2D"
     np.testing.assert_array_equal(loaded.predict(faces.numpy()[:4] / 127.5 - 1, verbose=0)["age"],
                                   model.predict(faces.numpy()[:4] / 127.5 - 1, verbose=0)["age"])
+
+
+def _assert_targets_are(targets, predicted, config):
+    for key in ("gender", "age_group"):
+        np.testing.assert_allclose(targets[models.TEACHER_PREFIX + key], predicted[key], atol=1e-5)
+    ages = np.arange(config.schema.max_age + 1)
+    np.testing.assert_allclose(targets["teacher_age_dist"] @ ages, predicted["age"][:, 0], atol=1e-3)
 
 
 def test_separable_convolutions_shrink_the_attentional_network():

@@ -125,7 +125,17 @@ def test_greyscale_and_blur_come_with_their_probabilities_and_leave_the_other_dr
         training.TrainConfig(augmentation={"sepia": 0.5})
     stored = training.TrainConfig(augmentation={"greyscale": 0.2}).to_dict()["augmentation"]
     assert stored == {"scale_range": [0.85, 1.3], "max_rotation": 12.0, "max_shift": 0.08, "greyscale": 0.2, "blur": 0.0,
-                      "jpeg": 0.0}
+                      "jpeg": 0.0, "input_noise": 0.0}
+
+
+def test_input_noise_moves_every_value_by_at_most_its_levels_and_nothing_else(crops):
+    plain, noisy, again = augmented(crops, "utkface", [6, 1], {}, {"input_noise": 1.5}, {"input_noise": 1.5})
+    assert np.array_equal(noisy, again)  # seeded
+    change = (noisy - plain)[(plain > 2) & (plain < 253)]  # away from the clipped ends
+    assert np.abs(change).max() <= 1.5 + 1e-4 and np.abs(change).mean() > 0.6  # uniform on [-1.5, 1.5]: mean 0.75
+    assert abs(change.mean()) < 0.02
+    with pytest.raises(ValueError, match=r"input_noise is in 8-bit levels \(0..8\). Received: -1"):
+        training.TrainConfig(augmentation={"input_noise": -1})
 
 
 def test_jpeg_recompression_is_a_real_jpeg_round_trip_of_the_same_framing(crops):
