@@ -738,11 +738,11 @@ def teacher_targets(teacher_run: str, faces, schema: Schema, *, age_balance: flo
             if len(saved[models.TEACHER_PREFIX + "gender"]) == len(faces):
                 return dict(saved)
     teacher, teacher_config = load_run(teacher_run, unweighted=False)
-    train_records = datasets.read_manifest(os.path.join(teacher_run, "manifest.json"))["train"]
-    remove_age_balance(teacher, teacher_config, train_records, power=teacher_config.age_balance - age_balance)
     if teacher_config.schema != schema:
         raise ValueError(f"teacher {teacher_run} was trained with another schema than this run's: "
                          f"{teacher_config.schema.to_dict()} vs {schema.to_dict()}")
+    train_records = datasets.read_manifest(os.path.join(teacher_run, "manifest.json"))["train"]
+    remove_age_balance(teacher, teacher_config, train_records, power=teacher_config.age_balance - age_balance)
     heads = models.head_prefixes(teacher)
     outputs = {key: models.find_layer(teacher, key).output for key in ("gender", "age_group")}
     dists = [models.find_layer(teacher, prefix + "age_dist").output for prefix in heads]
