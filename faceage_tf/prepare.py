@@ -156,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"a data set to cut, KIND one of {sorted(LOADERS)} (repeat for several)")
     parser.add_argument("--out", required=True, help="cache folder: one sub-folder per source")
     parser.add_argument("--limit", type=int, default=0, help="cut only the first N faces of each source (0: all)")
+    parser.add_argument("--input-size", type=int, default=Schema().input_size,
+                        help="the model's input side in pixels (default %(default)s); crops are 1.5x that")
     args = parser.parse_args(argv)
-    schema = Schema()
+    schema = Schema(input_size=args.input_size)
     for spec in args.source:
         kind, _, root = spec.partition(":")
         if kind not in LOADERS or not root:

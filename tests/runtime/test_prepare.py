@@ -53,6 +53,15 @@ def test_a_face_the_detector_misses_is_listed_and_crops_are_reused(tmp_path, aaf
     assert wider[0].path != kept[0].path and Image.open(wider[0].path).size == (115, 115)  # cut anew
 
 
+def test_crops_for_another_input_size_are_cut_at_that_size(tmp_path, utkface_dir):
+    out = tmp_path / "crops96"
+    assert prepare.main(["--source", f"utkface:{utkface_dir}", "--out", str(out), "--limit", "3", "--input-size", "96"]) == 0
+    with open(out / "utkface" / "info.json") as f:
+        assert '"input_size": 96' in f.read()
+    crops = [n for n in os.listdir(out / "utkface") if n.endswith(".png")]
+    assert len(crops) == 3 and all(Image.open(out / "utkface" / n).size == (144, 144) for n in crops)
+
+
 def test_aaf_labels_drop_conflicts_and_keep_one_file_per_duplicate_group(tmp_path, aaf_photos):
     (tmp_path / "images").mkdir()
     rows = [("a.jpg", 20, "female", "", 0), ("b.jpg", 31, "male", "g1", 0), ("c.jpg", 31, "male", "g1", 0),
