@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceage_tf.preprocess import MAX_PIXELS, ImageError, load_face, normalize, open_image
+from faceage_tf.preprocess import MAX_PIXELS, ImageError, crop, load_face, normalize, open_image
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +121,15 @@ def test_bad_arrays_are_refused():
         open_image(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(ImageError, match="no pixels"):
         open_image(np.zeros((0, 10, 3), np.uint8))
+
+
+def test_a_box_past_the_image_is_filled_by_reflection_not_black(faces):
+    """The box crop (Haar's path) extends a face crop as the alignment does."""
+    pixels = np.asarray(Image.open(faces[0]).convert("RGB"))
+    image = Image.fromarray(pixels)
+    inside = (4, 6, 40, 50)
+    assert np.array_equal(np.asarray(crop(image, inside)), np.asarray(image.crop(inside)))
+    side = image.width
+    past = (-10, -5, side + 7, side + 3)
+    padded = np.pad(pixels, ((10, 10), (10, 10), (0, 0)), mode="reflect")
+    assert np.array_equal(np.asarray(crop(image, past)), padded[5:10 + image.height + 3, 0:10 + side + 7])
