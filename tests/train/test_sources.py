@@ -193,3 +193,22 @@ def test_two_prepared_sources_train_one_epoch_and_evaluate_per_source(crops, tmp
         assert 0 <= figures["gender_accuracy"] <= 1 and figures["age_mae"] > 0
         assert set(figures["age_bias"]) == set(evaluation.AGE_BANDS)
     assert "## By source" in evaluate.stdout and "residual, aaf" in evaluate.stdout
+
+
+def test_race_gap_comes_with_a_bootstrap_interval_that_widens_for_small_groups():
+    rng = np.random.default_rng(1)
+
+    def gap_for(small):
+        races = np.array([0] * 2000 + [1] * small)
+        correct = rng.random(len(races)) < np.where(races == 0, 0.95, 0.90)
+        records = [datasets.FaceRecord(f"f{i}", 30.0, 0, race=int(r)) for i, r in enumerate(races)]
+        predictions = {"gender": np.where(correct[:, None], [[0.9, 0.1]], [[0.1, 0.9]]),
+                       "age_group": np.tile(np.eye(9)[4], (len(races), 1)), "age": np.full(len(races), 30.0)}
+        return evaluation.evaluate(predictions, records, Schema())["race_gap"]
+
+    small, large = gap_for(100), gap_for(2000)
+    for gap in (small, large):
+        low, high = gap["gender_accuracy_ci95"]
+        assert low <= gap["gender_accuracy"] <= high
+    assert np.diff(small["gender_accuracy_ci95"]) > 2 * np.diff(large["gender_accuracy_ci95"])
+    assert large["gender_accuracy_ci95"][0] > 0.03  # 2,000 faces each: the 5-point gap is clear
