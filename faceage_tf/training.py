@@ -200,12 +200,16 @@ class TrainConfig:
     def resolve(cls, options: Mapping[str, Any]) -> "TrainConfig":
         """The config of `options` (a config file's keys, then flags; `schema` may hold only some
         of its fields). With `init_from`, the model and schema are the parent run's (`INHERITED`),
-        and an option that asks for another value is refused, naming both values."""
+        and an option that asks for another value is refused, naming both values. A QAT run also
+        keeps its parent's `age_balance` unless it asks for another: its served heads take out
+        the weights the parent trained with (`remove_age_balance`)."""
         options = _upgrade_flat_keys(options)
         if options.get("init_from"):
             parent = load_config(options["init_from"])
             refuse_differences(parent, options, options["init_from"])
             options.update({key: getattr(parent, key) for key in INHERITED})
+            if options.get("qat"):
+                options.setdefault("age_balance", parent.age_balance)
         return cls.from_dict(options)
 
 

@@ -66,6 +66,17 @@ def test_fine_tune_and_qat_configs_inherit_model_and_schema(parent_run):
     TrainConfig.resolve({"init_from": parent_run, "schema": {"input_size": 48}, "architecture": "residual"})
 
 
+def test_a_qat_run_keeps_its_parents_age_weights(tmp_path):
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    (parent / "config.json").write_text(json.dumps(TrainConfig(age_balance=0.0).to_dict()))
+    with open(os.path.join(ROOT, "configs", "default_qat.json")) as f:
+        qat = json.load(f)
+    assert TrainConfig.resolve(dict(qat, init_from=str(parent))).age_balance == 0.0
+    assert TrainConfig.resolve(dict(qat, init_from=str(parent), age_balance=0.5)).age_balance == 0.5  # asked for
+    assert TrainConfig.resolve({"init_from": str(parent)}).age_balance == 0.5  # a fine-tune chooses its own
+
+
 @pytest.mark.parametrize("options, named", [
     ({"schema": {"input_size": 96}}, "schema.input_size is 48 in {run} but 96 here"),
     ({"schema": {"mean": 127.5}}, "schema.mean is 120.0 in {run} but 127.5 here"),
