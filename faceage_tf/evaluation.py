@@ -96,12 +96,12 @@ def evaluate(predictions: dict[str, np.ndarray], records: Sequence[FaceRecord], 
 
 def gap_interval(correct: np.ndarray, groups: np.ndarray, *, draws: int = 2000, seed: int = 0) -> list[float]:
     """95% interval of the gap in accuracy between the best and the worst group (groups < 0
-    left out): each group's faces drawn with replacement, `draws` times. A small group's
-    accuracy is noisy, and the gap takes the extremes, so it is wide."""
+    left out): each group's faces drawn with replacement, `draws` times (a draw's accuracy is
+    binomial, so it is drawn as one). A small group's accuracy is noisy, and the gap takes the
+    extremes, so it is wide."""
     rng = np.random.default_rng(seed)
-    members = [np.flatnonzero(groups == g) for g in sorted(set(groups.tolist())) if g >= 0]
-    members = [m for m in members if len(m)]
-    accuracies = np.stack([correct[m][rng.integers(0, len(m), size=(draws, len(m)))].mean(axis=1) for m in members])
+    accuracies = np.stack([rng.binomial(len(hits), hits.mean(), size=draws) / len(hits)
+                           for hits in (correct[groups == g] for g in sorted(set(groups.tolist())) if g >= 0)])
     low, high = np.percentile(accuracies.max(axis=0) - accuracies.min(axis=0), [2.5, 97.5])
     return [float(low), float(high)]
 
