@@ -119,10 +119,16 @@ def reflected_source(image: Image.Image, inverse: np.ndarray, side: int) -> tupl
     if not overlaps or (right - left) * (bottom - top) > MAX_REFLECTED_AREA * width * height:
         return image, inverse
     left, right, top, bottom = int(left), int(right), int(top), int(bottom)
-    rows = reflect_index(np.arange(top, bottom), height)
-    columns = reflect_index(np.arange(left, right), width)
-    region = Image.fromarray(np.asarray(image).take(rows, axis=0).take(columns, axis=1))
-    return region, np.array([[a0, a1, a2 - left], [b0, b1, b2 - top]])
+    return reflected_box(image, (left, top, right, bottom)), np.array([[a0, a1, a2 - left], [b0, b1, b2 - top]])
+
+
+def reflected_box(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    """The pixels of `image` in the box (left, top, right, bottom), the image reflected at its
+    edges where the box reaches past them."""
+    left, top, right, bottom = box
+    rows = reflect_index(np.arange(top, bottom), image.height)
+    columns = reflect_index(np.arange(left, right), image.width)
+    return Image.fromarray(np.asarray(image).take(rows, axis=0).take(columns, axis=1))
 
 
 def crop_corners(keypoints, template: FaceTemplate, size: int, *, zoom: float = 1.0, angle: float = 0.0) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps
 
-from faceage_tf.align import reflect_index
+from faceage_tf.align import reflected_box
 from faceage_tf.schema import Schema
 
 # Refuse images over this many pixels before decoding them (decompression bombs). 50 MP is more
@@ -158,14 +158,12 @@ def resize_face(image: Image.Image, size: int) -> np.ndarray:
 
 def crop(image: Image.Image, box) -> Image.Image:
     """Crops (left, top, right, bottom). Where the box reaches past the image, the image is
-    reflected at its edges, as the alignment does (`align.reflected_source`), not filled black."""
+    reflected at its edges, as the alignment does (`align.reflected_box`), not filled black."""
     left, top, right, bottom = (int(round(v)) for v in box)
     right, bottom = max(right, left + 1), max(bottom, top + 1)
     if left >= 0 and top >= 0 and right <= image.width and bottom <= image.height:
         return image.crop((left, top, right, bottom))
-    rows = reflect_index(np.arange(top, bottom), image.height)
-    columns = reflect_index(np.arange(left, right), image.width)
-    return Image.fromarray(np.asarray(image).take(rows, axis=0).take(columns, axis=1))
+    return reflected_box(image, (left, top, right, bottom))
 
 
 def normalize(pixels: np.ndarray, schema: Schema) -> np.ndarray:
