@@ -72,6 +72,8 @@ def test_every_weight_gets_a_gradient(architecture):
     """After one training step every trainable weight gets a gradient, the attention branch
     included (before it, the localisation net gets none: its last layer starts at zero so that
     the transform starts as the identity)."""
+    keras.utils.set_random_seed(0)  # unseeded, 1 initialisation in 12 of these tiny nets left its
+    # localisation net's ReLUs dead on the 8 images, and the test failed by chance
     model = _small(architecture, Schema(input_size=32))
     train_model = models.training_model(model)
     images = _images(8, 32)
