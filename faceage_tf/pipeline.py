@@ -256,10 +256,11 @@ def augment_framing(images, seed, *, size: int, zoom: float, brightness=0.15, co
 def training_dataset(
     faces, labels: dict[str, np.ndarray], output_names: Sequence[str], schema: Schema, *,
     batch_size: int, epochs: int, start_epoch: int = 0, seed: int = 0, sample_weights: np.ndarray | None = None,
-    shard: tuple[int, int] = (0, 1), local_replicas: int = 1, zoom: float = 1.0, framing: dict | None = None,
+    face_weights: np.ndarray | None = None, shard: tuple[int, int] = (0, 1), local_replicas: int = 1, zoom: float = 1.0, framing: dict | None = None,
 ):
     """Batches for epochs `start_epoch..epochs-1`: `(images, targets, weights)` dicts keyed by
-    `output_names`. `sample_weights` (per face) weigh the age outputs. Drops the last partial
+    `output_names`. `sample_weights` (per face) weigh the age outputs, `face_weights` (per face)
+    every output. Drops the last partial
     batch; `steps_per_epoch(len(faces), batch_size)` batches an epoch.
 
     `shard=(index, count)`: in distributed training, input pipeline `index` of `count` yields its
@@ -280,7 +281,10 @@ def training_dataset(
     per_replica = per_worker // local_replicas
     elements = steps * local_replicas  # dataset elements an epoch
     targets = {name: tf.constant(_targets(labels, name)) for name in output_names}
-    age_weights = tf.constant(np.ones(n, np.float32) if sample_weights is None else sample_weights)
+    ones = np.ones(n, np.float32)
+    all_weights = ones if face_weights is None else np.asarray(face_weights, np.float32)
+    age_weights = all_weights * (ones if sample_weights is None else sample_weights)
+    all_weights, age_weights = tf.constant(all_weights), tf.constant(age_weights)
 
     def epoch_batches(epoch):
         order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
@@ -297,9 +301,8 @@ def training_dataset(
             images = augment_framing(tf.gather(faces, faces_index), face_seed, size=schema.input_size, zoom=zoom,
                                      **(framing or {}))
         ys = {name: tf.gather(t, faces_index) for name, t in targets.items()}
-        w = tf.gather(age_weights, faces_index)
-        ones = tf.ones_like(w)
-        ws = {name: (w if _base_name(name) in ("age_group", "age_dist") else ones) for name in output_names}
+        age_w, all_w = tf.gather(age_weights, faces_index), tf.gather(all_weights, faces_index)
+        ws = {name: (age_w if _base_name(name) in ("age_group", "age_dist") else all_w) for name in output_names}
         return normalize(images, schema), ys, ws
 
     epochs_ds = tf.data.Dataset.range(start_epoch, epochs)

@@ -58,6 +58,9 @@ class TrainConfig:
             config file {"kind", "path", "name"} objects; each is split on its own, then joined.
         test_source: the name of a source that becomes the whole test split (cross-data-set test);
             the other sources then give only training and validation faces.
+        source_weights: in a config file, {source name: weight} of every loss of that source's
+            training faces (1 for a source left out), scaled so that the faces' mean weight is 1:
+            a smaller data set can count for more without repeating its faces.
         epochs: epochs to train.
         batch_size: faces per training step.
         learning_rate: peak learning rate (AdamW, warm-up, then cosine decay).
@@ -101,6 +104,7 @@ class TrainConfig:
     data: str = "../shared/data/utkface"
     sources: Sequence = ()  # () : the one `dataset` at `data`
     test_source: str = ""
+    source_weights: dict = dataclasses.field(default_factory=dict)  # name -> weight; 1 for the others
     augmentation: dict = dataclasses.field(default_factory=dict)  # of prepared crops; pipeline.FRAMING
     limit: int = 0  # 0: all faces
     val_fraction: float = 0.1
@@ -153,6 +157,11 @@ class TrainConfig:
         names = [source["name"] for source in self.data_sources()]
         if self.test_source and self.test_source not in names:
             raise ValueError(f"test_source must name one of the sources {names}. Received: {self.test_source!r}")
+        strangers = sorted(set(self.source_weights) - set(names))
+        if strangers:
+            raise ValueError(f"source_weights name source(s) {strangers} that the run does not use (its sources: {names})")
+        if any(not weight > 0 for weight in self.source_weights.values()):
+            raise ValueError(f"source_weights must be positive. Received: {self.source_weights!r}")
         if self.test_source and len(names) < 2:
             raise ValueError(f"test_source {self.test_source!r} would leave nothing to train on: list another source")
         if self.qat and not self.init_from:
@@ -201,15 +210,17 @@ class TrainConfig:
         """The config of `options` (a config file's keys, then flags; `schema` may hold only some
         of its fields). With `init_from`, the model and schema are the parent run's (`INHERITED`),
         and an option that asks for another value is refused, naming both values. A QAT run also
-        keeps its parent's `age_balance` unless it asks for another: its served heads take out
-        the weights the parent trained with (`remove_age_balance`)."""
+        keeps its parent's loss weights (`QAT_KEEPS`) unless it asks for others: it fine-tunes the
+        same objective, and its served heads take out the age weights the parent trained with
+        (`remove_age_balance`)."""
         options = _upgrade_flat_keys(options)
         if options.get("init_from"):
             parent = load_config(options["init_from"])
             refuse_differences(parent, options, options["init_from"])
             options.update({key: getattr(parent, key) for key in INHERITED})
             if options.get("qat"):
-                options.setdefault("age_balance", parent.age_balance)
+                for key in QAT_KEEPS:
+                    options.setdefault(key, getattr(parent, key))
         return cls.from_dict(options)
 
 
@@ -241,6 +252,8 @@ def _upgrade_flat_keys(data: Mapping[str, Any]) -> dict[str, Any]:
 
 # What a run with init_from takes from its parent run (the model, its schema and the data).
 INHERITED = ("architecture", "members", "network_options", "gender_input", "schema", "dataset", "data", "sources")
+# What a QAT run takes from its parent unless it asks for another value (its loss weights).
+QAT_KEEPS = ("age_balance", "source_weights")
 
 
 def load_config(run_dir: str) -> TrainConfig:
@@ -339,7 +352,7 @@ def config_flags() -> list[dict]:
     flags = []
     docs = _documented_args(TrainConfig.__doc__)
     for f in dataclasses.fields(TrainConfig):
-        if f.name in ("schema", "network_options", "augmentation"):
+        if f.name in ("schema", "network_options", "augmentation", "source_weights"):
             continue
         inherited = " (with --init-from: the parent run's)" if f.name in INHERITED else ""
         flags.append(dict(dest=f.name, default=f.default, help=docs[f.name].rstrip(".") + inherited,
@@ -679,11 +692,12 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, overwrite:
     output_keys = models.training_output_keys(model, distill=bool(config.teacher))
     start_epoch = _backed_up_epoch(backup_dir) if resume else 0
     weights = pipeline.age_group_weights(labels["train"]["age_group"], schema.num_age_groups, config.age_balance)
+    face_weights = source_face_weights(splits["train"], config.source_weights)
 
     def train_input(shard=(0, 1), local_replicas=1):
         return pipeline.training_dataset(
             faces["train"], labels["train"], output_keys, schema, batch_size=config.batch_size, epochs=config.epochs,
-            start_epoch=start_epoch, seed=config.seed, sample_weights=weights, shard=shard,
+            start_epoch=start_epoch, seed=config.seed, sample_weights=weights, face_weights=face_weights, shard=shard,
             local_replicas=local_replicas, zoom=zoom, framing=config.augmentation)
 
     validation_steps = None
@@ -727,6 +741,15 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, overwrite:
         final = {k: float(v[-1]) for k, v in history.history.items()}
         files.atomic_write_text(os.path.join(run_dir, "metrics.json"), json.dumps(final, indent=2))
     return model, history.history
+
+
+def source_face_weights(records, source_weights: Mapping[str, float]) -> np.ndarray | None:
+    """Per training face, its source's weight (`TrainConfig.source_weights`; 1 for a source not
+    named), scaled to a mean of 1 so that the learning rate keeps its meaning; None without weights."""
+    if not source_weights:
+        return None
+    weights = np.array([source_weights.get(record.source, 1.0) for record in records], np.float32)
+    return weights / weights.mean()
 
 
 def teacher_targets(teacher_run: str, faces, schema: Schema, *, age_balance: float = 0.0,

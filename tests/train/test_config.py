@@ -66,15 +66,20 @@ def test_fine_tune_and_qat_configs_inherit_model_and_schema(parent_run):
     TrainConfig.resolve({"init_from": parent_run, "schema": {"input_size": 48}, "architecture": "residual"})
 
 
-def test_a_qat_run_keeps_its_parents_age_weights(tmp_path):
+def test_a_qat_run_keeps_its_parents_loss_weights(tmp_path):
     parent = tmp_path / "parent"
     parent.mkdir()
-    (parent / "config.json").write_text(json.dumps(TrainConfig(age_balance=0.0).to_dict()))
+    sources = ["utkface:../shared/data/utkface", "csv:faces.csv"]
+    (parent / "config.json").write_text(json.dumps(TrainConfig(
+        age_balance=0.0, sources=sources, source_weights={"csv": 2.0}).to_dict()))
     with open(os.path.join(ROOT, "configs", "default_qat.json")) as f:
         qat = json.load(f)
-    assert TrainConfig.resolve(dict(qat, init_from=str(parent))).age_balance == 0.0
-    assert TrainConfig.resolve(dict(qat, init_from=str(parent), age_balance=0.5)).age_balance == 0.5  # asked for
-    assert TrainConfig.resolve({"init_from": str(parent)}).age_balance == 0.5  # a fine-tune chooses its own
+    child = TrainConfig.resolve(dict(qat, init_from=str(parent)))
+    assert (child.age_balance, child.source_weights) == (0.0, {"csv": 2.0})
+    asked = TrainConfig.resolve(dict(qat, init_from=str(parent), age_balance=0.5, source_weights={}))
+    assert (asked.age_balance, asked.source_weights) == (0.5, {})
+    fine_tune = TrainConfig.resolve({"init_from": str(parent)})  # a fine-tune chooses its own
+    assert (fine_tune.age_balance, fine_tune.source_weights) == (0.5, {})
 
 
 @pytest.mark.parametrize("options, named", [

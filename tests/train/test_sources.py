@@ -212,3 +212,37 @@ def test_race_gap_comes_with_a_bootstrap_interval_that_widens_for_small_groups()
         assert low <= gap["gender_accuracy"] <= high
     assert np.diff(small["gender_accuracy_ci95"]) > 2 * np.diff(large["gender_accuracy_ci95"])
     assert large["gender_accuracy_ci95"][0] > 0.03  # 2,000 faces each: the 5-point gap is clear
+
+
+def test_source_weights_weigh_every_loss_of_a_sources_faces(crops, tmp_path):
+    sources = [{"kind": "prepared", "path": crops["utkface"], "name": "utkface"},
+               {"kind": "prepared", "path": crops["aaf"], "name": "aaf"}]
+    with pytest.raises(ValueError, match=r"source_weights name source\(s\) \['fgnet'\]"):
+        training.TrainConfig(sources=sources, source_weights={"fgnet": 2.0})
+    with pytest.raises(ValueError, match="source_weights must be positive"):
+        training.TrainConfig(sources=sources, source_weights={"aaf": 0.0})
+    config = training.TrainConfig(sources=sources, source_weights={"aaf": 3.0}, test_fraction=0.2)
+    records = training.prepare_splits(config, str(tmp_path))["train"]
+    weights = training.source_face_weights(records, config.source_weights)
+    is_aaf = np.array([r.source == "aaf" for r in records])
+    assert weights.mean() == pytest.approx(1.0)
+    assert weights[is_aaf] == pytest.approx(3.0 * weights[~is_aaf][0]) and np.ptp(weights[~is_aaf]) == 0
+    assert training.source_face_weights(records, {}) is None
+
+    # Each batch's weights are its faces' own: the source's on every output, times the age
+    # group's on the age outputs. The face is told by its label (here its index).
+    schema = Schema()
+    n = len(records)
+    age_weights = np.linspace(0.5, 2.0, n).astype(np.float32)
+    labels = {key: np.arange(n) for key in ("gender", "age_group", "age_dist", "age")}
+    faces = tf.zeros([n, schema.input_size, schema.input_size, 3], tf.uint8)
+    ds = pipeline.training_dataset(faces, labels, ["gender", "age_group", "age"], schema, batch_size=16, epochs=1,
+                                   sample_weights=age_weights, face_weights=weights)
+    seen = 0
+    for _, ys, ws in ds:
+        face = ys["gender"].numpy()
+        np.testing.assert_allclose(ws["gender"].numpy(), weights[face], rtol=1e-6)
+        np.testing.assert_allclose(ws["age"].numpy(), weights[face], rtol=1e-6)
+        np.testing.assert_allclose(ws["age_group"].numpy(), weights[face] * age_weights[face], rtol=1e-6)
+        seen += len(face)
+    assert seen == pipeline.steps_per_epoch(n, 16) * 16
