@@ -31,6 +31,7 @@ from faceage_tf.schema import Schema
 
 
 BEST_WEIGHTS = "best_weights.h5"
+TRAINED_WEIGHTS = "trained_weights.h5"  # the best weights as training left them (see serve_batch_norm)
 FINAL_WEIGHTS = "final_weights.h5"
 CONFIG = "config.json"
 DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
@@ -796,6 +797,60 @@ def weights_digest(model) -> str:
     for weight in model.get_weights():
         digest.update(np.ascontiguousarray(weight).tobytes())
     return digest.hexdigest()
+
+
+def recalibrate_batch_norm(model, faces, schema: Schema, *, batch_size: int = 64, seed: int = 0) -> int:
+    """Sets every batch-norm layer's moving mean and variance of `model` to the plain average of
+    their batch values over one pass of `faces` (uint8 serving crops, shuffled; every other batch
+    mirrored, as flip TTA serves them). A QAT model's activation ranges follow the same faces.
+    Returns the number of faces it saw (whole batches).
+
+    Training leaves statistics of augmented faces (zoomed, turned, shifted, recoloured) in the
+    layers, and the model serves plain crops: re-estimating them on what it serves removes that
+    mismatch (as FixRes does for resolution, Touvron et al. 2019). In training mode the forward
+    pass normalises by each batch's own statistics, so the result does not depend on the
+    statistics the layers held before."""
+    layers = [layer for layer in model.submodules if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    order = np.random.default_rng(seed).permutation(int(faces.shape[0]))
+    batches = len(order) // batch_size
+    try:
+        for step in range(batches):  # eagerly: each layer reads its momentum at every call
+            for layer in layers:
+                layer.momentum = step / (step + 1)  # new = mean of the batches so far
+            images = tf.gather(faces, order[step * batch_size:(step + 1) * batch_size])
+            if step % 2:
+                images = tf.reverse(images, axis=[2])
+            model(pipeline.normalize(images, schema), training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+    return batches * batch_size
+
+
+def serve_batch_norm(run_dir: str) -> dict:
+    """`recalibrate_batch_norm` of a finished run on its training split's serving crops: keeps
+    the best weights as trained in `TRAINED_WEIGHTS` and writes the recalibrated ones as its
+    best weights (what evaluation, QAT and export load). Run again, it starts from the trained
+    weights: the same result, so an interrupted step can simply be repeated."""
+    load_config(run_dir)  # a folder that holds no run is named as such
+    trained, best = os.path.join(run_dir, TRAINED_WEIGHTS), os.path.join(run_dir, BEST_WEIGHTS)
+    if not os.path.exists(trained):
+        if not os.path.exists(best):
+            raise FileNotFoundError(f"{best}: no weights; has the run finished?")
+        files.copy_atomically(best, trained)
+    model, config = load_run(run_dir, TRAINED_WEIGHTS, unweighted=False)
+    records = datasets.read_manifest(os.path.join(run_dir, "manifest.json"))["train"]
+    cache = ""
+    if config.cache:
+        os.makedirs(os.path.join(run_dir, "cache"), exist_ok=True)
+        cache = os.path.join(run_dir, "cache", "train_served")
+    faces = pipeline.decode_faces(records, config.schema, cache=cache)
+    seen = recalibrate_batch_norm(model, faces, config.schema, seed=config.seed)
+    save_weights(models.training_model(model), best)
+    report = {"faces": seen, "of": len(records), "from": TRAINED_WEIGHTS}
+    files.atomic_write_text(os.path.join(run_dir, "serving_batch_norm.json"), json.dumps(report, indent=2))
+    return report
 
 
 def load_run(run_dir: str, weights: str = BEST_WEIGHTS, *, unweighted: bool = True):

@@ -105,6 +105,60 @@ def test_served_model_divides_the_age_group_loss_weights_out(small_run):
     np.testing.assert_allclose(np.ravel(after["age"]), expected_ages @ ages, rtol=1e-4)
 
 
+def test_batch_norm_statistics_become_the_mean_over_the_served_faces(utkface_files):
+    from faceage_tf.keras import keras
+    from faceage_tf.schema import Schema
+    from faceage_tf.training import recalibrate_batch_norm
+
+    schema = Schema(input_size=32)
+    inputs = keras.Input((32, 32, 3))
+    conv = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(conv))
+    faces = pipeline.decode_faces([pipeline.FaceRecord(path, 30.0, 0) for path in utkface_files[:40]], schema)
+    assert recalibrate_batch_norm(model, faces, schema, batch_size=16, seed=3) == 32  # 2 whole batches
+
+    order = np.random.default_rng(3).permutation(40)[:32]
+    images = faces.numpy()[order]
+    images[16:] = images[16:, :, ::-1]  # the second batch is mirrored
+    features = keras.Model(inputs, conv)(pipeline.normalize(images, schema)).numpy()
+    bn = model.get_layer("bn")
+    np.testing.assert_allclose(bn.moving_mean.numpy(), features.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5)
+    batch_variances = [features[i:i + 16].var(axis=(0, 1, 2)) for i in (0, 16)]
+    np.testing.assert_allclose(bn.moving_variance.numpy(), np.mean(batch_variances, axis=0), rtol=0.01)
+    assert bn.momentum == 0.99  # restored
+
+
+def test_serving_batch_norm_keeps_the_trained_weights_and_repeats_exactly(small_run, tmp_path):
+    from faceage_tf.training import TRAINED_WEIGHTS
+
+    run = str(tmp_path / "run")
+    shutil.copytree(small_run, run)
+    trained = [w.copy() for w in load_run(run, unweighted=False)[0].get_weights()]
+    step = [sys.executable, os.path.join(ROOT, "training", "serving_batch_norm.py"), "--run", run]
+    result = subprocess.run(step, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    with open(os.path.join(run, "manifest.json")) as f:
+        train_faces = len(json.load(f)["splits"]["train"])
+    assert report == {"faces": train_faces // 64 * 64, "of": train_faces, "from": TRAINED_WEIGHTS}
+    model, _ = load_run(run, unweighted=False)
+    names = [w.name for w in model.weights]
+    after = model.get_weights()
+    for name, before, now in zip(names, trained, after):
+        if "moving_" in name:
+            assert not np.allclose(before, now), name
+        else:
+            np.testing.assert_array_equal(before, now, err_msg=name)
+    for before, kept in zip(trained, load_run(run, TRAINED_WEIGHTS, unweighted=False)[0].get_weights()):
+        np.testing.assert_array_equal(before, kept)
+    again = subprocess.run(step, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert again.returncode == 0, again.stderr[-3000:]
+    for first, second in zip(after, load_run(run, unweighted=False)[0].get_weights()):
+        np.testing.assert_allclose(first, second, rtol=1e-5, atol=1e-6)
+    missing = subprocess.run(step[:-1] + [str(tmp_path / "none")], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert missing.returncode == 1 and "not a training run" in missing.stderr
+
+
 def test_evaluation_report_has_every_field(small_run, tmp_path):
     out = str(tmp_path / "eval")
     script = os.path.join(ROOT, "training", "evaluate.py")
