@@ -6,7 +6,9 @@
 #      weighted twice (configs/default_finetune.json),
 #   3. polish it 6 epochs at a low learning rate with milder framing augmentation (zoom 0.9-1.2,
 #      turns up to 6 degrees, shifts 4%; configs/default_polish.json),
-#   4. fine-tune that with quantisation-aware training (configs/default_qat.json),
+#   4. fine-tune that with quantisation-aware training (configs/default_qat.json); after the
+#      polish and after QAT, re-estimate the batch-norm statistics on the training faces cut as
+#      the runtime cuts them, without augmentation (training/serving_batch_norm.py),
 #   5. export every TFLite variant with test-time flip built in, measure them on the test split,
 #      publish the int8 QAT model into faceage_tf/assets/ (refused if it falls behind float
 #      beyond the parity limits, read from a paired bootstrap on validation and test),
@@ -27,7 +29,9 @@ fi
 train "$OUT/float" --config configs/serving_crops.json
 train "$OUT/finetune" --config configs/default_finetune.json --init-from "$OUT/float"
 train "$OUT/polish" --config configs/default_polish.json --init-from "$OUT/finetune"
+serving_bn "$OUT/polish"
 train "$OUT/qat" --config configs/default_qat.json --init-from "$OUT/polish"
+serving_bn "$OUT/qat"
 "$PY" export/export_tflite.py --run "$OUT/polish" --qat-run "$OUT/qat" --out "$OUT/export" --flip-tta \
   --card-extra configs/default_card.json --publish faceage_tf/assets/faceage.tflite
 "$PY" training/evaluate.py --run "$OUT/polish" --members --tflite faceage_tf/assets/faceage.tflite --out "$OUT/eval"

@@ -9,3 +9,9 @@ train() {  # train RUN_DIR ARGS...: skipped when finished, resumed when interrup
   echo "== $run $resume"
   "$PY" training/train.py --out "$run" $resume --progress epochs "$@"
 }
+
+serving_bn() {  # serving_bn RUN_DIR: batch-norm statistics of the serving crops; skipped when done
+  if [ -f "$1/serving_batch_norm.json" ]; then echo "== $1: serving batch norm done"; return; fi
+  echo "== $1: serving batch norm"
+  "$PY" training/serving_batch_norm.py --run "$1"
+}
