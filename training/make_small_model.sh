@@ -4,8 +4,7 @@
 #   1. train one narrow attentional network (configs/small.json) on the default run's split,
 #      distilled from the default float ensemble (its probabilities and age distribution, with
 #      flip, as soft targets beside the labels),
-#   2. fine-tune it with quantisation-aware training (configs/default_qat.json); after each
-#      step, re-estimate the batch-norm statistics on the serving crops (serving_batch_norm.py),
+#   2. fine-tune it with quantisation-aware training (configs/default_qat.json),
 #   3. export it without built-in flip, measure it on the test split, and publish the int8 QAT
 #      model into faceage_tf/assets/ (refused if it falls behind its float model beyond the
 #      parity limits, read from a paired bootstrap on validation and test).
@@ -18,8 +17,6 @@ DEFAULT=${2:-runs/default}
 source training/recipe_steps.sh
 
 train "$OUT/float" --config configs/small.json --teacher "$DEFAULT/float"
-serving_bn "$OUT/float"
 train "$OUT/qat" --config configs/default_qat.json --init-from "$OUT/float"
-serving_bn "$OUT/qat"
 "$PY" export/export_tflite.py --run "$OUT/float" --qat-run "$OUT/qat" --out "$OUT/export" --name faceage-small \
   --variants float32,int8-ptq,int8-qat --card-extra configs/small_card.json --publish faceage_tf/assets/faceage-small.tflite
