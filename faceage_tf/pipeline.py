@@ -256,12 +256,13 @@ def augment_framing(images, seed, *, size: int, zoom: float, brightness=0.15, co
 def training_dataset(
     faces, labels: dict[str, np.ndarray], output_names: Sequence[str], schema: Schema, *,
     batch_size: int, epochs: int, start_epoch: int = 0, seed: int = 0, sample_weights: np.ndarray | None = None,
-    face_weights: np.ndarray | None = None, shard: tuple[int, int] = (0, 1), local_replicas: int = 1, zoom: float = 1.0, framing: dict | None = None,
+    face_weights: np.ndarray | None = None, shard: tuple[int, int] = (0, 1), local_replicas: int = 1,
+    zoom: float = 1.0, framing: dict | None = None,
 ):
     """Batches for epochs `start_epoch..epochs-1`: `(images, targets, weights)` dicts keyed by
     `output_names`. `sample_weights` (per face) weigh the age outputs, `face_weights` (per face)
-    every output. Drops the last partial
-    batch; `steps_per_epoch(len(faces), batch_size)` batches an epoch.
+    every output. Drops the last partial batch; `steps_per_epoch(len(faces), batch_size)`
+    batches an epoch.
 
     `shard=(index, count)`: in distributed training, input pipeline `index` of `count` yields its
     slice of every global batch of `batch_size`, so the workers together see exactly the batches

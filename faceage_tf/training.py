@@ -34,6 +34,7 @@ BEST_WEIGHTS = "best_weights.h5"
 TRAINED_WEIGHTS = "trained_weights.h5"  # the best weights as training left them (see serve_batch_norm)
 FINAL_WEIGHTS = "final_weights.h5"
 CONFIG = "config.json"
+SERVED_TRAIN_CACHE = "train_served"  # the training faces' serving crops, decoded (cache/ of a run)
 DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
 # The values some options take (callables: the registries can grow).
 CHOICES = {"architecture": models.architectures, "dataset": lambda: sorted(datasets.LOADERS),
@@ -160,7 +161,8 @@ class TrainConfig:
             raise ValueError(f"test_source must name one of the sources {names}. Received: {self.test_source!r}")
         strangers = sorted(set(self.source_weights) - set(names))
         if strangers:
-            raise ValueError(f"source_weights name source(s) {strangers} that the run does not use (its sources: {names})")
+            raise ValueError(f"source_weights name source(s) {strangers} that the run does not use "
+                             f"(its sources: {names})")
         if any(not weight > 0 for weight in self.source_weights.values()):
             raise ValueError(f"source_weights must be positive. Received: {self.source_weights!r}")
         if self.test_source and len(names) < 2:
@@ -682,7 +684,7 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, overwrite:
     if config.teacher:
         for name in ("train", "val"):
             served = faces["val"] if name == "val" else pipeline.decode_faces(
-                splits[name], schema, cache=os.path.join(cache, "train_served") if cache else "")
+                splits[name], schema, cache=os.path.join(cache, SERVED_TRAIN_CACHE) if cache else "")
             labels[name].update(teacher_targets(config.teacher, served, schema, age_balance=config.age_balance,
                                                 cache=os.path.join(run_dir, f"teacher_{name}.npz") if is_chief else ""))
 
@@ -844,7 +846,7 @@ def serve_batch_norm(run_dir: str) -> dict:
     cache = ""
     if config.cache:
         os.makedirs(os.path.join(run_dir, "cache"), exist_ok=True)
-        cache = os.path.join(run_dir, "cache", "train_served")
+        cache = os.path.join(run_dir, "cache", SERVED_TRAIN_CACHE)
     faces = pipeline.decode_faces(records, config.schema, cache=cache)
     seen = recalibrate_batch_norm(model, faces, config.schema, seed=config.seed)
     save_weights(models.training_model(model), best)
