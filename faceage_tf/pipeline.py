@@ -282,10 +282,9 @@ def training_dataset(
     per_replica = per_worker // local_replicas
     elements = steps * local_replicas  # dataset elements an epoch
     targets = {name: tf.constant(_targets(labels, name)) for name in output_names}
-    ones = np.ones(n, np.float32)
-    all_weights = ones if face_weights is None else np.asarray(face_weights, np.float32)
-    age_weights = all_weights * (ones if sample_weights is None else sample_weights)
-    all_weights, age_weights = tf.constant(all_weights), tf.constant(age_weights)
+    face_weights = np.ones(n, np.float32) if face_weights is None else np.asarray(face_weights, np.float32)
+    all_weights = tf.constant(face_weights)
+    age_weights = tf.constant(face_weights if sample_weights is None else face_weights * sample_weights)
 
     def epoch_batches(epoch):
         order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
