@@ -29,7 +29,7 @@ def age_distributions(run: str, split: str):
     mean, flip averaged. As trained: with the age-group loss weights still in the heads."""
     model, config = load_run(run, unweighted=False)
     splits = datasets.read_manifest(os.path.join(run, "manifest.json"))
-    faces = pipeline.decode_faces(splits[split], config.schema)
+    faces = pipeline.decode_faces(splits[split], config.schema, serving_zoom=config.serving_zoom)
     heads = [models.find_layer(model, prefix + "age_dist").output for prefix in models.head_prefixes(model)]
     dist_model = keras.Model(model.inputs, keras.layers.Average()(heads) if len(heads) > 1 else heads[0])
 

@@ -34,7 +34,7 @@ def test_inputs(run: str) -> tuple[np.ndarray, np.ndarray]:
     from faceage_tf.training import load_config
     config = load_config(run)
     records = datasets.read_manifest(os.path.join(run, "manifest.json"))["test"][::3]
-    faces = pipeline.decode_faces(records, config.schema)
+    faces = pipeline.decode_faces(records, config.schema, serving_zoom=config.serving_zoom)
     return pipeline.normalize(faces, config.schema).numpy(), np.array([r.age for r in records], float)
 
 

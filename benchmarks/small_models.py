@@ -80,9 +80,12 @@ def main():
 
     records = datasets.read_manifest(os.path.join(args.candidate[0], "manifest.json"))["test"]
     schema = predictors["default"].schema
-    faces = pipeline.decode_faces(records, schema)
+    faces = {}  # by the framing each file serves (its card's serving_zoom)
     for name, predictor in predictors.items():
-        result = evaluation.evaluate(pipeline.predict(predictor, faces, schema, flip=False), records, schema)
+        zoom = predictor.card.get("serving_zoom", 1.0)
+        if zoom not in faces:
+            faces[zoom] = pipeline.decode_faces(records, schema, serving_zoom=zoom)
+        result = evaluation.evaluate(pipeline.predict(predictor, faces[zoom], schema, flip=False), records, schema)
         rows[name].update(speed[name], test=evaluation.summary(result))
         print(name, json.dumps({k: v for k, v in rows[name].items() if k != "test"}), flush=True)
 

@@ -6,6 +6,7 @@ select-TF-ops delegate), because LiteRT and tflite-runtime on devices cannot run
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -289,14 +290,22 @@ def export_run(run_dir: str, out_dir: str, *, qat_run: str | None = None, varian
         training.refuse_differences(training.load_config(run_dir), training.load_config(qat_run).to_dict(), run_dir,
                                     child=f"in {qat_run}", rule="--qat-run must be a QAT fine-tune of --run")
     float_model, config = training.load_run(run_dir)
-    schema = config.schema
-    qat_model = training.load_run(qat_run)[0] if "int8-qat" in variants else None
+    schema, zoom = config.schema, config.serving_zoom
+    qat_model = None
+    if "int8-qat" in variants:
+        qat_model, qat_config = training.load_run(qat_run)
+        if qat_config.serving_zoom != zoom:
+            raise ValueError(f"serving_zoom is {zoom} in {run_dir} but {qat_config.serving_zoom} in {qat_run}: "
+                             "--qat-run must serve the framing of --run")
     splits = datasets.read_manifest(os.path.join(run_dir, "manifest.json"))
     records = splits[split]
-    faces = pipeline.decode_faces(records, schema)
+    faces = pipeline.decode_faces(records, schema, serving_zoom=zoom)
     reference = evaluation.evaluate(pipeline.predict(float_model, faces, schema, flip=flip), records, schema)
     calibration = splits["train"][:: max(1, len(splits["train"]) // 300)]
-    representative = pipeline.normalize(pipeline.decode_faces(calibration, schema), schema).numpy()
+    representative = pipeline.normalize(pipeline.decode_faces(calibration, schema, serving_zoom=zoom), schema).numpy()
+    # The card's template frames the face as served (the runtime and the apps align to it);
+    # its `serving_zoom` says how much looser than the training template that is.
+    card_schema = dataclasses.replace(schema, template=schema.template.zoomed(zoom)) if zoom != 1.0 else schema
 
     os.makedirs(out_dir, exist_ok=True)
     remove_stale_temporaries(out_dir)
@@ -308,8 +317,8 @@ def export_run(run_dir: str, out_dir: str, *, qat_run: str | None = None, varian
         model = qat_model if variant == "int8-qat" else float_model
         log(f"{variant}: converting")  # names the variant if the converter aborts the process
         model_bytes = convert(model, schema, variant, representative, flip=flip)
-        card = make_card(schema, architecture=config.architecture, variant=variant, flip_tta=flip,
-                         training_data=data, **(card_extra or {}))
+        card = make_card(card_schema, architecture=config.architecture, variant=variant, flip_tta=flip,
+                         serving_zoom=zoom, training_data=data, **(card_extra or {}))
         path = os.path.join(out_dir, f"{name}-{variant}.tflite")
         results[variant] = export_measured(model_bytes, card, path, faces, records, schema, split)
         m, latency = results[variant]["metrics"], results[variant]["latency_ms"]
@@ -318,7 +327,7 @@ def export_run(run_dir: str, out_dir: str, *, qat_run: str | None = None, varian
     gap = None
     if "int8-qat" in results:  # the QAT model against float on validation and test, paired
         gap_records = splits["val"] + splits["test"]
-        gap_faces = pipeline.decode_faces(gap_records, schema)
+        gap_faces = pipeline.decode_faces(gap_records, schema, serving_zoom=zoom)
         gap = evaluation.paired_bootstrap(pipeline.predict(float_model, gap_faces, schema, flip=flip),
                                           pipeline.predict(FaceAgePredictor(results["int8-qat"]["path"]), gap_faces,
                                                            schema, flip=flip), gap_records, schema)

@@ -9,7 +9,7 @@ Augmentation lives here, never inside the model, so that exported models stay co
 Prepared crops (`faceage_tf.prepare`: the serving path's crop with a margin, `FaceRecord.zoom`
 > 1) are decoded two ways: with their margin for training, where `augment_framing` draws a
 framing around the template's (zoom in and out, rotation, shift), and as the serving crop (their
-centre 1 / zoom at the input size) for validation, evaluation and export. Plain face crops keep
+centre serving_zoom / zoom at the input size) for validation, evaluation and export. Plain face crops keep
 the original pipeline (`augment`).
 """
 
@@ -32,16 +32,21 @@ from faceage_tf.schema import Schema
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def load_record_face(path: str, zoom: float, size: int, *, margin: bool = False) -> np.ndarray:
+def load_record_face(path: str, zoom: float, size: int, *, margin: bool = False, serving_zoom: float = 1.0) -> np.ndarray:
     """One face as uint8 RGB. A plain crop (`zoom` 1): at `size`, as the runtime reads it. A prepared
-    crop: its serving framing (the centre 1 / `zoom`, at `size`), or with `margin` the whole
-    crop at `round(size * zoom)`."""
+    crop: its serving framing (the centre `serving_zoom` / `zoom`, at `size`: `serving_zoom` times
+    the template's side), or with `margin` the whole crop at `round(size * zoom)`."""
     if zoom == 1.0:
+        if serving_zoom != 1.0:
+            raise ValueError(f"{path}: a plain face crop has no margin to serve at zoom {serving_zoom}; "
+                             "serving_zoom needs crops cut by faceage_tf.prepare")
         return load_face(path, size)
+    if not 0 < serving_zoom <= zoom:
+        raise ValueError(f"{path}: serving_zoom {serving_zoom} must lie in (0, {zoom}], the crop's margin")
     image = open_image(path)
     if margin:
         return resize_face(image, round(size * zoom))
-    side = image.width / zoom
+    side = image.width * serving_zoom / zoom
     edge = (image.width - side) / 2
     box = (edge, edge, edge + side, edge + side)
     return np.asarray(image.resize((size, size), Image.BILINEAR, box=box), np.uint8)
@@ -60,18 +65,20 @@ def margin_zoom(records: Sequence[FaceRecord]) -> float:
     return next(iter(first), 1.0)
 
 
-def decode_faces(records: Sequence[FaceRecord], schema: Schema, *, cache: str = "", margin: bool = False) -> tf.Tensor:
+def decode_faces(records: Sequence[FaceRecord], schema: Schema, *, cache: str = "", margin: bool = False,
+                 serving_zoom: float = 1.0) -> tf.Tensor:
     """All faces as one uint8 tensor `(N, S, S, 3)`, decoded in parallel; `cache` names a file
     prefix to keep the decoded faces between runs ('' keeps them in memory only).
 
-    S is the input size: prepared crops give their serving framing. With `margin`, prepared crops
-    keep their margin (S = round(input size * zoom), one zoom for all: see `margin_zoom`)."""
+    S is the input size: prepared crops give their serving framing (`serving_zoom` times the
+    template's side: `TrainConfig.serving_zoom`). With `margin`, prepared crops keep their margin
+    (S = round(input size * zoom), one zoom for all: see `margin_zoom`)."""
     size = schema.input_size
     zoom = margin_zoom(records) if margin else 1.0
     side = round(size * zoom)
 
     def load(path, face_zoom):
-        return load_record_face(path.decode("utf-8"), float(face_zoom), size, margin=margin)
+        return load_record_face(path.decode("utf-8"), float(face_zoom), size, margin=margin, serving_zoom=serving_zoom)
 
     def decode(path, face_zoom):
         image = tf.numpy_function(load, [path, face_zoom], tf.uint8, stateful=False)

@@ -64,6 +64,13 @@ class FaceTemplate:
                              f"Received: keypoints={self.keypoints!r}")
         object.__setattr__(self, "keypoints", points)
 
+    def zoomed(self, zoom: float) -> "FaceTemplate":
+        """The template of a crop that frames `zoom` times this one's side about the same centre
+        (> 1: looser): each keypoint drawn 1 / `zoom` of its way toward the crop's centre. Aligning
+        to it gives the crop `align_face(..., zoom=zoom)` gives with this template."""
+        return FaceTemplate(tuple((round(0.5 + (x - 0.5) / zoom, 6), round(0.5 + (y - 0.5) / zoom, 6))
+                                  for x, y in self.keypoints))
+
 
 @dataclasses.dataclass(frozen=True)
 class Schema:

@@ -79,6 +79,10 @@ class TrainConfig:
         val_fraction, test_fraction: fractions of the faces for validation and for the test split.
         test_fold: Adience: the fold held out for testing.
         seed: seed of the split, the initial weights, the order of faces and their augmentation.
+        serving_zoom: prepared crops only: the served crop frames this many times the template's
+            side, about its centre (validation, evaluation, export and the serving batch-norm step
+            cut it; the exported card's template is the schema's `zoomed` by it, so the runtime and
+            the apps serve it too). Augmentation's framings stay relative to the template.
         augmentation: prepared crops only (see `pipeline.FRAMING`): scale_range (template sides seen),
             max_rotation (degrees), max_shift (of the template's side), greyscale, blur and jpeg
             (probabilities), input_noise (8-bit levels); in a config file.
@@ -108,6 +112,7 @@ class TrainConfig:
     test_source: str = ""
     source_weights: dict = dataclasses.field(default_factory=dict)  # name -> weight; 1 for the others
     augmentation: dict = dataclasses.field(default_factory=dict)  # of prepared crops; pipeline.FRAMING
+    serving_zoom: float = 1.0  # of prepared crops: the served framing, in template sides
     limit: int = 0  # 0: all faces
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -169,6 +174,9 @@ class TrainConfig:
             raise ValueError(f"test_source {self.test_source!r} would leave nothing to train on: list another source")
         if self.qat and not self.init_from:
             raise ValueError("qat fine-tunes a trained float model: set init_from to its run directory")
+        if not 0 < self.serving_zoom <= datasets.PREPARED_ZOOM:
+            raise ValueError(f"serving_zoom must lie in (0, {datasets.PREPARED_ZOOM}], the prepared crops' margin. "
+                             f"Received: {self.serving_zoom!r}")
         if not 0 <= self.distill_weight <= 1:
             raise ValueError(f"distill_weight is a share of the loss (0..1). Received: {self.distill_weight!r}")
 
@@ -213,8 +221,8 @@ class TrainConfig:
         """The config of `options` (a config file's keys, then flags; `schema` may hold only some
         of its fields). With `init_from`, the model and schema are the parent run's (`INHERITED`),
         and an option that asks for another value is refused, naming both values. A QAT run also
-        keeps its parent's loss weights (`QAT_KEEPS`) unless it asks for others: it fine-tunes the
-        same objective, and its served heads take out the age weights the parent trained with
+        keeps its parent's loss weights and served framing (`QAT_KEEPS`) unless it asks for others:
+        it fine-tunes the same objective for the same crops, and its served heads take out the age weights the parent trained with
         (`remove_age_balance`)."""
         options = _upgrade_flat_keys(options)
         if options.get("init_from"):
@@ -255,8 +263,8 @@ def _upgrade_flat_keys(data: Mapping[str, Any]) -> dict[str, Any]:
 
 # What a run with init_from takes from its parent run (the model, its schema and the data).
 INHERITED = ("architecture", "members", "network_options", "gender_input", "schema", "dataset", "data", "sources")
-# What a QAT run takes from its parent unless it asks for another value (its loss weights).
-QAT_KEEPS = ("age_balance", "source_weights")
+# What a QAT run takes from its parent unless it asks for another value (its loss weights, its served framing).
+QAT_KEEPS = ("age_balance", "source_weights", "serving_zoom")
 
 
 def load_config(run_dir: str) -> TrainConfig:
@@ -676,15 +684,14 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, overwrite:
     if cache:
         os.makedirs(cache, exist_ok=True)
     zoom = pipeline.margin_zoom(splits["train"])  # prepared crops train with their margin
-    faces = {name: pipeline.decode_faces(splits[name], schema, cache=os.path.join(cache, name) if cache else "",
-                                         margin=name == "train")
-             for name in ("train", "val")}
+    faces = {"train": pipeline.decode_faces(splits["train"], schema, margin=True,
+                                            cache=os.path.join(cache, "train") if cache else ""),
+             "val": served_faces(splits["val"], config, cache, "val")}
     labels = {name: pipeline.label_arrays(splits[name], schema) for name in ("train", "val")}
 
     if config.teacher:
         for name in ("train", "val"):
-            served = faces["val"] if name == "val" else pipeline.decode_faces(
-                splits[name], schema, cache=os.path.join(cache, SERVED_TRAIN_CACHE) if cache else "")
+            served = faces["val"] if name == "val" else served_faces(splits[name], config, cache, SERVED_TRAIN_CACHE)
             labels[name].update(teacher_targets(config.teacher, served, schema, age_balance=config.age_balance,
                                                 cache=os.path.join(run_dir, f"teacher_{name}.npz") if is_chief else ""))
 
@@ -744,6 +751,15 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, overwrite:
         final = {k: float(v[-1]) for k, v in history.history.items()}
         files.atomic_write_text(os.path.join(run_dir, "metrics.json"), json.dumps(final, indent=2))
     return model, history.history
+
+
+def served_faces(records, config: TrainConfig, cache_dir: str = "", name: str = "") -> tf.Tensor:
+    """`records`' serving crops at the run's `serving_zoom` (`pipeline.decode_faces`), kept in
+    `cache_dir` (if given) under `name`, the zoom in the name when it is not 1."""
+    cache = ""
+    if cache_dir:
+        cache = os.path.join(cache_dir, name if config.serving_zoom == 1.0 else f"{name}_zoom{config.serving_zoom:g}")
+    return pipeline.decode_faces(records, config.schema, cache=cache, serving_zoom=config.serving_zoom)
 
 
 def source_face_weights(records, source_weights: Mapping[str, float]) -> np.ndarray | None:
@@ -843,14 +859,13 @@ def serve_batch_norm(run_dir: str) -> dict:
         files.copy_atomically(best, trained)
     model, config = load_run(run_dir, TRAINED_WEIGHTS, unweighted=False)
     records = datasets.read_manifest(os.path.join(run_dir, "manifest.json"))["train"]
-    cache = ""
-    if config.cache:
-        os.makedirs(os.path.join(run_dir, "cache"), exist_ok=True)
-        cache = os.path.join(run_dir, "cache", SERVED_TRAIN_CACHE)
-    faces = pipeline.decode_faces(records, config.schema, cache=cache)
+    cache = os.path.join(run_dir, "cache") if config.cache else ""
+    if cache:
+        os.makedirs(cache, exist_ok=True)
+    faces = served_faces(records, config, cache, SERVED_TRAIN_CACHE)
     seen = recalibrate_batch_norm(model, faces, config.schema, seed=config.seed)
     save_weights(models.training_model(model), best)
-    report = {"faces": seen, "of": len(records), "from": TRAINED_WEIGHTS}
+    report = {"faces": seen, "of": len(records), "from": TRAINED_WEIGHTS, "serving_zoom": config.serving_zoom}
     files.atomic_write_text(os.path.join(run_dir, "serving_batch_norm.json"), json.dumps(report, indent=2))
     return report
 

@@ -47,7 +47,7 @@ def evaluate_run(args):
     model, config = load_run(args.run)
     schema = config.schema
     records = datasets.read_manifest(os.path.join(args.run, "manifest.json"))[args.split]
-    faces = pipeline.decode_faces(records, schema)
+    faces = pipeline.decode_faces(records, schema, serving_zoom=config.serving_zoom)
     flip = not args.no_flip
 
     candidates = {config.architecture: model}

@@ -11,6 +11,7 @@ from faceage_tf.preprocess import resize_face
 from faceage_tf.runtime import DETECTOR_CHOICES, DetectorError, Face, FaceAgePredictor
 from faceage_tf.runtime import blazeface
 from faceage_tf.runtime.detectors import BlazeFaceDetector
+from faceage_tf.schema import Schema
 
 try:
     import cv2  # noqa: F401
@@ -122,11 +123,28 @@ def test_alignment_does_not_depend_on_position_angle_or_scale(aaf_photos, detect
         assert np.abs(crops[0] - crops[1]).mean() < 12, np.abs(crops[0] - crops[1]).mean()
 
 
+def test_a_zoomed_template_aligns_as_the_zoomed_crop(aaf_photos, detector):
+    """A card's template zoomed by 1.05 (how an export serves a looser framing) gives the crop
+    that aligning to the template at zoom 1.05 gives: the same transform, up to the template's
+    six decimals."""
+    template = Schema().template
+    assert template.zoomed(1.0) == template
+    wider = template.zoomed(1.05)
+    eyes = [np.subtract(*t.keypoints[:2]) for t in (template, wider)]
+    assert np.hypot(*eyes[1]) == pytest.approx(np.hypot(*eyes[0]) / 1.05, abs=1e-5)
+    for path in aaf_photos[:4]:
+        photo = Image.open(path).convert("RGB")
+        points = detector.detect(photo)[0].keypoints
+        np.testing.assert_allclose(crop_corners(points, wider, 64), crop_corners(points, template, 64, zoom=1.05), atol=1e-3)
+        crops = [np.asarray(align_face(photo, points, t, 64, zoom=z), np.int32) for t, z in ((wider, 1.0), (template, 1.05))]
+        assert np.abs(crops[0] - crops[1]).max() <= 1
+
+
 def test_aligning_a_utkface_crop_gives_back_the_crop(utkface_files, detector):
     """The template is UTKFace's framing: the aligned crop is close to the crop itself, and the
     model says the same of both."""
     crops_predictor = FaceAgePredictor(detector="none")
-    template = crops_predictor.schema.template
+    template = Schema().template  # the training template (the card's may serve a looser framing)
     aligned, originals = [], []
     for path in utkface_files[:24]:
         image = Image.open(path).convert("RGB")

@@ -45,12 +45,13 @@ def test_the_default_recipe_chain_resolves(tmp_path):
         with open(os.path.join(ROOT, "configs", name)) as f:
             options = json.load(f)
         config = TrainConfig.resolve(dict(options, init_from=parent) if name != "serving_crops.json" else options)
-        if name == "default_polish.json":  # milder framing than the recipe's other steps
+        if name == "default_polish.json":  # milder framing than the recipe's other steps, served at its centre
             assert config.augmentation["scale_range"] == [0.9, 1.2] and config.learning_rate < 1e-3
+            assert config.serving_zoom == 1.05
         assert config.schema == Schema(input_size=64, age_group_preset="fairface9")
         assert config.members == ("attentional", "residual") and config.gender_input
         (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
-    assert config.qat and config.epochs == 1
+    assert config.qat and config.epochs == 1 and config.serving_zoom == 1.05  # QAT serves what its parent serves
 
 
 def test_fine_tune_and_qat_configs_inherit_model_and_schema(parent_run):
@@ -66,16 +67,16 @@ def test_fine_tune_and_qat_configs_inherit_model_and_schema(parent_run):
     TrainConfig.resolve({"init_from": parent_run, "schema": {"input_size": 48}, "architecture": "residual"})
 
 
-def test_a_qat_run_keeps_its_parents_loss_weights(tmp_path):
+def test_a_qat_run_keeps_its_parents_loss_weights_and_served_framing(tmp_path):
     parent = tmp_path / "parent"
     parent.mkdir()
     sources = ["utkface:../shared/data/utkface", "csv:faces.csv"]
     (parent / "config.json").write_text(json.dumps(TrainConfig(
-        age_balance=0.0, sources=sources, source_weights={"csv": 2.0}).to_dict()))
+        age_balance=0.0, sources=sources, source_weights={"csv": 2.0}, serving_zoom=1.05).to_dict()))
     with open(os.path.join(ROOT, "configs", "default_qat.json")) as f:
         qat = json.load(f)
     child = TrainConfig.resolve(dict(qat, init_from=str(parent)))
-    assert (child.age_balance, child.source_weights) == (0.0, {"csv": 2.0})
+    assert (child.age_balance, child.source_weights, child.serving_zoom) == (0.0, {"csv": 2.0}, 1.05)
     asked = TrainConfig.resolve(dict(qat, init_from=str(parent), age_balance=0.5, source_weights={}))
     assert (asked.age_balance, asked.source_weights) == (0.5, {})
     fine_tune = TrainConfig.resolve({"init_from": str(parent)})  # a fine-tune chooses its own
@@ -115,6 +116,12 @@ def test_unknown_options_and_networks_are_refused():
         TrainConfig(architecture="vgg")
     assert TrainConfig(architecture="residual").members == ("residual",)
     assert TrainConfig().members == models.DEFAULT_MEMBERS
+
+
+@pytest.mark.parametrize("zoom", [0.0, -1.0, 1.6])
+def test_a_serving_zoom_beyond_the_prepared_margin_is_refused(zoom):
+    with pytest.raises(ValueError, match=rf"serving_zoom must lie in \(0, 1.5\].*Received: {zoom}"):
+        TrainConfig(serving_zoom=zoom)
 
 
 def test_a_config_json_written_before_nesting_still_loads(parent_run):

@@ -174,7 +174,7 @@ def test_two_prepared_sources_train_one_epoch_and_evaluate_per_source(crops, tmp
     run = str(tmp_path / "run")
     config = {"sources": [{"kind": "prepared", "path": crops["utkface"], "name": "utkface"},
                           {"kind": "prepared", "path": crops["aaf"], "name": "aaf"}],
-              "augmentation": {"greyscale": 0.1, "blur": 0.1}}
+              "augmentation": {"greyscale": 0.1, "blur": 0.1}, "serving_zoom": 1.05}
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
     train = subprocess.run([sys.executable, "training/train.py", "--config", str(config_path), "--architecture",
@@ -193,6 +193,36 @@ def test_two_prepared_sources_train_one_epoch_and_evaluate_per_source(crops, tmp
         assert 0 <= figures["gender_accuracy"] <= 1 and figures["age_mae"] > 0
         assert set(figures["age_bias"]) == set(evaluation.AGE_BANDS)
     assert "## By source" in evaluate.stdout and "residual, aaf" in evaluate.stdout
+    # The export's card frames the face as the run serves it: the template drawn 1 / 1.05 inward.
+    exported = subprocess.run([sys.executable, "export/export_tflite.py", "--run", run, "--variants", "float32",
+                               "--out", str(tmp_path / "export")], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    with open(tmp_path / "export" / "faceage-float32.json") as f:
+        card = json.load(f)
+    assert card["serving_zoom"] == 1.05
+    assert Schema.from_dict(card["schema"]).template == Schema().template.zoomed(1.05)
+
+
+def test_the_served_crop_frames_serving_zoom_template_sides(crops, utkface_files):
+    """Cut from the prepared crop's margin, the served crop at zoom 1.05 is augmentation's draw
+    of 1.05 template sides (no turn, no shift), and differs from the crop at zoom 1."""
+    schema = Schema()
+    records, _ = datasets.load_dataset("prepared", crops["aaf"], schema=schema)
+    records = records[:32]
+    served = pipeline.decode_faces(records, schema, serving_zoom=1.05).numpy().astype(np.float64)
+    margin = pipeline.decode_faces(records, schema, margin=True)
+    drawn = pipeline.augment_framing(margin, tf.constant([0, 7], tf.int64), size=64, zoom=prepare.ZOOM,
+                                     scale_range=(1.05, 1.05), max_rotation=0.0, max_shift=0.0, brightness=0.0,
+                                     contrast=0.0).numpy().astype(np.float64)
+    tight = pipeline.decode_faces(records, schema).numpy().astype(np.float64)
+    error = [min(np.abs(d - s).mean(), np.abs(d - s[:, ::-1]).mean()) for d, s in zip(drawn, served)]
+    off = [min(np.abs(d - s).mean(), np.abs(d - s[:, ::-1]).mean()) for d, s in zip(drawn, tight)]
+    assert np.mean(error) < 1.5 and np.mean(off) > 3 * np.mean(error), (np.mean(error), np.mean(off))
+    plain = datasets.FaceRecord(utkface_files[0], 30.0, 0)
+    with pytest.raises(ValueError, match=f"{os.path.basename(utkface_files[0])}: a plain face crop has no margin"):
+        pipeline.decode_faces([plain], schema, serving_zoom=1.05)
+    with pytest.raises(ValueError, match=r"serving_zoom 1.6 must lie in \(0, 1.5\]"):
+        pipeline.decode_faces(records[:1], schema, serving_zoom=1.6)
 
 
 def test_race_gap_comes_with_a_bootstrap_interval_that_widens_for_small_groups():
