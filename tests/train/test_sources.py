@@ -201,6 +201,16 @@ def test_two_prepared_sources_train_one_epoch_and_evaluate_per_source(crops, tmp
         card = json.load(f)
     assert card["serving_zoom"] == 1.05
     assert Schema.from_dict(card["schema"]).template == Schema().template.zoomed(1.05)
+    # The batch-norm step takes its statistics from the template's framing, the crop the runtime
+    # cuts pixel for pixel, not from the resampled 1.05 crop.
+    training.serve_batch_norm(run)
+    model, config = training.load_run(run, training.TRAINED_WEIGHTS, unweighted=False)
+    records = datasets.read_manifest(os.path.join(run, "manifest.json"))["train"]
+    training.recalibrate_batch_norm(model, pipeline.decode_faces(records, config.schema), config.schema, seed=config.seed)
+    served = training.load_run(run, unweighted=False)[0]
+    moving = [(w.name, w.numpy()) for w in served.weights if "moving_mean" in w.name]
+    for (name, value), expected in zip(moving, [w.numpy() for w in model.weights if "moving_mean" in w.name]):
+        np.testing.assert_allclose(value, expected, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 def test_the_served_crop_frames_serving_zoom_template_sides(crops, utkface_files):
