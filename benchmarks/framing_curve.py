@@ -3,11 +3,12 @@
     python benchmarks/framing_curve.py --run RUN [--model default --model OLD.tflite] [--faces 600]
 
 Each test face is found once by the runtime's detector (BlazeFace keypoints), then cut again by
-the runtime's alignment with the crop zoomed from tight (0.8: less than the template frames) to
-loose (1.6: much more around the face), and turned by up to 20 degrees. A model that only knows
-one framing has a curve with a narrow valley; a robust one a flat curve. Data: the photos behind
-the test split of the training run RUN (as `photos.py --run`): AAF photos, with the context
-around each face, and UTKFace crops (zooms above 1 show borders, as any crop of a crop would). Writes docs/framing_curve.png and
+the runtime's alignment with the crop zoomed from tight (0.8: less than the model card's template
+frames; 1 is the model's served crop) to loose (1.6: much more around the face), and turned by up
+to 20 degrees. A model that only knows one framing has a curve with a narrow valley; a robust one
+a flat curve. Data: the photos behind the test split of the training run RUN (as `photos.py
+--run`): AAF photos, with the context around each face, and UTKFace crops (zooms above 1 show
+borders, as any crop of a crop would). Writes docs/framing_curve.png and
 benchmarks/results/framing_curve.{md,json}.
 """
 
@@ -55,6 +56,25 @@ def scores(predictor, faces, zoom=1.0, angle=0.0):
             "age_mae": float(np.mean(np.abs(out["age"][:, 0] - ages)))}
 
 
+def plot(results, *, several: bool = True):
+    """docs/framing_curve.png: age MAE and gender accuracy against zoom, a line per (model, data set)."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for (name, data_name), r in results.items():
+        label = f"{name}, {data_name}" if several else data_name
+        axes[0].plot(ZOOMS, [r["zoom"][str(z)]["age_mae"] for z in ZOOMS], marker="o", label=label)
+        axes[1].plot(ZOOMS, [100 * r["zoom"][str(z)]["gender_accuracy"] for z in ZOOMS], marker="o", label=label)
+    for axis, title in zip(axes, ("age MAE (years)", "gender accuracy (%)")):
+        axis.axvline(1.0, color="grey", lw=0.8, ls="--")
+        axis.set_xlabel("zoom of the aligned crop (1 = the model's served crop, its card's template; >1 looser)")
+        axis.set_title(title)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(os.path.join(ROOT, "docs", "framing_curve.png"), dpi=90)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append",
@@ -64,7 +84,6 @@ def main():
     args = parser.parse_args()
     import matplotlib  # before minutes of work: the training environment has it, the runtime's not
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     models = args.model or ["default"]
     detector = BlazeFaceDetector()
     data = {name: faces_with_keypoints(rows, detector) for name, (rows, _) in held_out_data_sets(args.run, args.faces).items()}
@@ -78,19 +97,7 @@ def main():
                 "angle": {str(a): scores(predictor, faces, angle=a) for a in ANGLES}}
             print(name, data_name, json.dumps(results[(name, data_name)]), flush=True)
 
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for (name, data_name), r in results.items():
-        label = f"{name}, {data_name}" if len(models) > 1 else data_name
-        axes[0].plot(ZOOMS, [r["zoom"][str(z)]["age_mae"] for z in ZOOMS], marker="o", label=label)
-        axes[1].plot(ZOOMS, [100 * r["zoom"][str(z)]["gender_accuracy"] for z in ZOOMS], marker="o", label=label)
-    for axis, title in zip(axes, ("age MAE (years)", "gender accuracy (%)")):
-        axis.axvline(1.0, color="grey", lw=0.8, ls="--")
-        axis.set_xlabel("zoom of the aligned crop (1 = the template; >1 looser)")
-        axis.set_title(title)
-        axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(os.path.join(ROOT, "docs", "framing_curve.png"), dpi=90)
+    plot(results, several=len(models) > 1)
 
     lines = ["# Framing curve (`benchmarks/framing_curve.py`)", "",
              "| model | data set | faces | " + " | ".join(f"zoom {z}" for z in ZOOMS) + " | " +
