@@ -109,7 +109,7 @@ def test_alignment_does_not_depend_on_position_angle_or_scale(aaf_photos, detect
     """A face and the same photo turned by 20 degrees and scaled 1.5x give the same aligned crop:
     its corners agree within 3.5 pixels of the 64 px crop, its pixels within 12 of 255 on average
     (what remains is the detector's keypoint noise and resampling twice)."""
-    template = FaceAgePredictor(detector="none").schema.template
+    template = Schema().template
     for path in aaf_photos[:6]:
         photo = Image.open(path).convert("RGB")
         canvas = Image.new("RGB", (2 * photo.width, 2 * photo.height))
