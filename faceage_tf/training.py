@@ -80,9 +80,10 @@ class TrainConfig:
         test_fold: Adience: the fold held out for testing.
         seed: seed of the split, the initial weights, the order of faces and their augmentation.
         serving_zoom: prepared crops only: the served crop frames this many times the template's
-            side, about its centre (validation, evaluation, export and the serving batch-norm step
-            cut it; the exported card's template is the schema's `zoomed` by it, so the runtime and
-            the apps serve it too). Augmentation's framings stay relative to the template.
+            side, about its centre (validation, evaluation and export cut it; the exported card's
+            template is the schema's `zoomed` by it, so the runtime and the apps serve it too).
+            Augmentation's framings stay relative to the template, and so does the serving
+            batch-norm step (see `serve_batch_norm`).
         augmentation: prepared crops only (see `pipeline.FRAMING`): scale_range (template sides seen),
             max_rotation (degrees), max_shift (of the template's side), greyscale, blur and jpeg
             (probabilities), input_noise (8-bit levels); in a config file.
