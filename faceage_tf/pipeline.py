@@ -32,7 +32,8 @@ from faceage_tf.schema import Schema
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def load_record_face(path: str, zoom: float, size: int, *, margin: bool = False, serving_zoom: float = 1.0) -> np.ndarray:
+def load_record_face(path: str, zoom: float, size: int, *, margin: bool = False,
+                     serving_zoom: float = 1.0) -> np.ndarray:
     """One face as uint8 RGB. A plain crop (`zoom` 1): at `size`, as the runtime reads it. A prepared
     crop: its serving framing (the centre `serving_zoom` / `zoom`, at `size`: `serving_zoom` times
     the template's side), or with `margin` the whole crop at `round(size * zoom)`."""

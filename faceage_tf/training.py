@@ -223,8 +223,8 @@ class TrainConfig:
         of its fields). With `init_from`, the model and schema are the parent run's (`INHERITED`),
         and an option that asks for another value is refused, naming both values. A QAT run also
         keeps its parent's loss weights and served framing (`QAT_KEEPS`) unless it asks for others:
-        it fine-tunes the same objective for the same crops, and its served heads take out the age weights the parent trained with
-        (`remove_age_balance`)."""
+        it fine-tunes the same objective for the same crops, and its served heads take out the age
+        weights the parent trained with (`remove_age_balance`)."""
         options = _upgrade_flat_keys(options)
         if options.get("init_from"):
             parent = load_config(options["init_from"])
@@ -869,7 +869,8 @@ def serve_batch_norm(run_dir: str) -> dict:
     cache = os.path.join(run_dir, "cache") if config.cache else ""
     if cache:
         os.makedirs(cache, exist_ok=True)
-    faces = served_faces(records, dataclasses.replace(config, serving_zoom=1.0), cache, SERVED_TRAIN_CACHE)
+    served_cache = os.path.join(cache, SERVED_TRAIN_CACHE) if cache else ""
+    faces = pipeline.decode_faces(records, config.schema, cache=served_cache)
     seen = recalibrate_batch_norm(model, faces, config.schema, seed=config.seed)
     save_weights(models.training_model(model), best)
     report = {"faces": seen, "of": len(records), "from": TRAINED_WEIGHTS}

@@ -135,8 +135,10 @@ def test_a_zoomed_template_aligns_as_the_zoomed_crop(aaf_photos, detector):
     for path in aaf_photos[:4]:
         photo = Image.open(path).convert("RGB")
         points = detector.detect(photo)[0].keypoints
-        np.testing.assert_allclose(crop_corners(points, wider, 64), crop_corners(points, template, 64, zoom=1.05), atol=1e-3)
-        crops = [np.asarray(align_face(photo, points, t, 64, zoom=z), np.int32) for t, z in ((wider, 1.0), (template, 1.05))]
+        np.testing.assert_allclose(crop_corners(points, wider, 64), crop_corners(points, template, 64, zoom=1.05),
+                                   atol=1e-3)
+        crops = [np.asarray(align_face(photo, points, t, 64, zoom=z), np.int32)
+                 for t, z in ((wider, 1.0), (template, 1.05))]
         assert np.abs(crops[0] - crops[1]).max() <= 1
 
 
