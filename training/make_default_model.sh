@@ -5,7 +5,8 @@
 #   2. train it 8 epochs more from a warm restart of the learning rate, with the gender loss
 #      weighted twice (configs/default_finetune.json),
 #   3. polish it 6 epochs at a low learning rate with milder framing augmentation (zoom 0.9-1.2,
-#      turns up to 6 degrees, shifts 4%; configs/default_polish.json),
+#      turns up to 6 degrees, shifts 4%; configs/default_polish.json), served from then on at the
+#      centre of those zooms, 1.05 template sides (serving_zoom: validation, export, the card),
 #   4. fine-tune that with quantisation-aware training (configs/default_qat.json); after the
 #      polish and after QAT, re-estimate the batch-norm statistics on the training faces cut as
 #      the runtime cuts them, without augmentation (training/serving_batch_norm.py),
