@@ -305,7 +305,7 @@ def export_run(run_dir: str, out_dir: str, *, qat_run: str | None = None, varian
     representative = pipeline.normalize(pipeline.decode_faces(calibration, schema, serving_zoom=zoom), schema).numpy()
     # The card's template frames the face as served (the runtime and the apps align to it);
     # its `serving_zoom` says how much looser than the training template that is.
-    card_schema = dataclasses.replace(schema, template=schema.template.zoomed(zoom)) if zoom != 1.0 else schema
+    card_schema = dataclasses.replace(schema, template=schema.template.zoomed(zoom))  # zoom 1: the same
 
     os.makedirs(out_dir, exist_ok=True)
     remove_stale_temporaries(out_dir)

@@ -9,8 +9,8 @@ Augmentation lives here, never inside the model, so that exported models stay co
 Prepared crops (`faceage_tf.prepare`: the serving path's crop with a margin, `FaceRecord.zoom`
 > 1) are decoded two ways: with their margin for training, where `augment_framing` draws a
 framing around the template's (zoom in and out, rotation, shift), and as the serving crop (their
-centre serving_zoom / zoom at the input size) for validation, evaluation and export. Plain face crops keep
-the original pipeline (`augment`).
+centre serving_zoom / zoom at the input size) for validation, evaluation and export. Plain face
+crops keep the original pipeline (`augment`).
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def decode_faces(records: Sequence[FaceRecord], schema: Schema, *, cache: str = 
     side = round(size * zoom)
 
     def load(path, face_zoom):
-        return load_record_face(path.decode("utf-8"), float(face_zoom), size, margin=margin, serving_zoom=serving_zoom)
+        return load_record_face(path.decode("utf-8"), float(face_zoom), size, margin=margin,
+                                serving_zoom=serving_zoom)
 
     def decode(path, face_zoom):
         image = tf.numpy_function(load, [path, face_zoom], tf.uint8, stateful=False)

@@ -195,7 +195,8 @@ def test_two_prepared_sources_train_one_epoch_and_evaluate_per_source(crops, tmp
     assert "## By source" in evaluate.stdout and "residual, aaf" in evaluate.stdout
     # The export's card frames the face as the run serves it: the template drawn 1 / 1.05 inward.
     exported = subprocess.run([sys.executable, "export/export_tflite.py", "--run", run, "--variants", "float32",
-                               "--out", str(tmp_path / "export")], capture_output=True, text=True, cwd=ROOT, timeout=600)
+                               "--out", str(tmp_path / "export")],
+                              capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert exported.returncode == 0, exported.stderr[-3000:]
     with open(tmp_path / "export" / "faceage-float32.json") as f:
         card = json.load(f)
@@ -206,7 +207,8 @@ def test_two_prepared_sources_train_one_epoch_and_evaluate_per_source(crops, tmp
     training.serve_batch_norm(run)
     model, config = training.load_run(run, training.TRAINED_WEIGHTS, unweighted=False)
     records = datasets.read_manifest(os.path.join(run, "manifest.json"))["train"]
-    training.recalibrate_batch_norm(model, pipeline.decode_faces(records, config.schema), config.schema, seed=config.seed)
+    template_framed = pipeline.decode_faces(records, config.schema)
+    training.recalibrate_batch_norm(model, template_framed, config.schema, seed=config.seed)
     served = training.load_run(run, unweighted=False)[0]
     moving = [(w.name, w.numpy()) for w in served.weights if "moving_mean" in w.name]
     for (name, value), expected in zip(moving, [w.numpy() for w in model.weights if "moving_mean" in w.name]):
