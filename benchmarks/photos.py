@@ -1,14 +1,16 @@
 """The whole job on real photos: find the faces, align them, predict; ours next to the peer.
 
-    python benchmarks/photos.py --run RUN [--model default --model OTHER.tflite] [--peer-python .venv-peer/bin/python]
+    python benchmarks/photos.py --split configs/splits/default.json [--model default --model OTHER.tflite]
+    python benchmarks/photos.py --run RUN ...    [--peer-python .venv-peer/bin/python]
 
-Data sets: the photos behind the held-out test split of the training run RUN (the packaged
-model's recipe run trains on UTKFace and AAF), so that no photo was trained on:
+Data sets: the photos behind the held-out test split of a split file (`configs/splits/default.json`:
+the packaged default model's recipe, which trains on UTKFace and AAF) or of the training run
+RUN, so that no photo was trained on:
 - AAF photos (`../shared/data/aaf`): head-and-shoulder photos of about 300x340 px, mostly East
   Asian, many children; label conflicts dropped, one file per duplicate group.
 - UTKFace (`../shared/data/utkface`): 200x200 face crops.
-A run's faces are crops cut by `faceage_tf.prepare`, named by the sha1 of their photo: that is
-how the photos are found. Without --run: every AAF photo (evenly spaced, --limit) and the old
+Photos are found by their sha1 (a run's faces are crops cut by `faceage_tf.prepare`, named by
+it). Without --split or --run: every AAF photo (evenly spaced, --limit) and the old
 recipe's UTKFace test split (seed 0), for a model that never saw AAF.
 
 For each detector (ours: BlazeFace with alignment, OpenCV Haar with the box crop, none; the
@@ -27,7 +29,6 @@ The peer is installed in its own environment, never as a dependency:
 """
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -84,27 +85,34 @@ def utkface_test_records(limit):
     return rows[::max(1, len(rows) // limit)][:limit]
 
 
-def run_test_rows(run, source, photos):
-    """(path, age, gender) of `run`'s test faces from `source`, as the photos in `photos` they were
-    cut from (a prepared crop is named by its photo's sha1)."""
-    by_hash = {}
-    for path in photos:
-        with open(path, "rb") as f:
-            by_hash[hashlib.sha1(f.read()).hexdigest()] = path
-    test = datasets.read_manifest(os.path.join(run, "manifest.json"))["test"]
+def test_photos(run, split_file):
+    """{source: sha1s of its test photos}: from a training run's manifest or from a split file."""
+    if split_file:
+        return {source: lists["test"] for source, lists in datasets.read_split_file(split_file).items()}
+    held_out = {}
+    for record in datasets.read_manifest(os.path.join(run, "manifest.json"))["test"]:
+        held_out.setdefault(record.source, set()).add(datasets.photo_hash(record))
+    return held_out
+
+
+def held_out_rows(records, photos):
+    """(path, age, gender) of the `records` whose photo's sha1 is in `photos`, in the order of
+    the sha1s (a run's manifest order: its crops are named by them)."""
     labels = Schema().gender_labels
-    return [(by_hash[os.path.basename(r.path)[:40]], r.age, labels[r.gender]) for r in test if r.source == source]
+    hashed = sorted((datasets.photo_hash(r), r.path, r.age, labels[r.gender]) for r in records)
+    return [row[1:] for row in hashed if row[0] in photos]
 
 
-def held_out_data_sets(run, limit):
+def held_out_data_sets(run, split_file, limit):
     """{name: (rows, are face crops)}: see the module docstring."""
-    if not run:
+    if not (run or split_file):
         return {"AAF photos": (aaf_records(limit), False), "UTKFace test crops": (utkface_test_records(limit), True)}
-    aaf = [r.path for r in load_aaf(os.path.join(DATA, "aaf"))[0]]
-    utkface = [r.path for r in datasets.load_utkface(os.path.join(DATA, "utkface"), validate=False)[0]]
+    held_out = test_photos(run, split_file)
+    aaf = load_aaf(os.path.join(DATA, "aaf"))[0]
+    utkface = datasets.load_utkface(os.path.join(DATA, "utkface"), validate=False)[0]
     spaced = lambda rows: rows[::max(1, len(rows) // limit)][:limit]  # noqa: E731
-    return {"AAF test photos": (spaced(run_test_rows(run, "aaf", aaf)), False),
-            "UTKFace test crops": (spaced(run_test_rows(run, "utkface", utkface)), True)}
+    return {"AAF test photos": (spaced(held_out_rows(aaf, held_out["aaf"])), False),
+            "UTKFace test crops": (spaced(held_out_rows(utkface, held_out["utkface"])), True)}
 
 
 def score(rows, predictions, schema):
@@ -172,13 +180,15 @@ def main():
     parser.add_argument("--peer-python", default=os.path.join(ROOT, ".venv-peer", "bin", "python"))
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     parser.add_argument("--run", help="score on the photos of this training run's test split (see above)")
+    parser.add_argument("--split", help="or on the test photos of this split file (configs/splits/default.json: "
+                                        "the packaged default model's)")
     parser.add_argument("--model", action="append",
                         help="default, small or a .tflite file (repeat to compare; default: the packaged default); "
                              "the first one is timed against the peer and runs the Haar detector too")
     args = parser.parse_args()
     os.sched_setaffinity(0, {0})
     have_peer = os.path.exists(args.peer_python)
-    data_sets = held_out_data_sets(args.run, args.limit)
+    data_sets = held_out_data_sets(args.run, args.split, args.limit)
     model_names = args.model or ["default"]
     detectors = {}
     for i, model in enumerate(model_names):

@@ -229,6 +229,12 @@ def load_csv(csv_path: str, *, validate=True, workers=8) -> tuple[list[FaceRecor
 # Written by `faceage_tf.prepare` next to each source's crops: how they were cut.
 PREPARED_RECORDS, PREPARED_INFO = "records.json", "info.json"
 PREPARED_ZOOM = 1.5  # the margin training expects around the template's framing (prepare.ZOOM)
+# A prepared crop is named by the sha1 of its photo and a hash of the way it was cut.
+_PREPARED_NAME = re.compile(r"^([0-9a-f]{40})-[0-9a-f]{8}\.png$")
+
+
+def prepared_crop_name(photo_sha1: str, cut: str) -> str:
+    return f"{photo_sha1}-{cut}.png"
 
 
 def prepared_info(root: str) -> dict:
@@ -318,19 +324,27 @@ def content_hash(path: str) -> str:
         return hashlib.sha1(f.read()).hexdigest()
 
 
+def photo_hash(record: FaceRecord) -> str:
+    """The sha1 of the photo a face comes from: read from a prepared crop's name, else the file's
+    own content. Splits group faces by it: a crop's bytes depend on the library versions that cut
+    it, the photo's do not, so the same seed splits the same way on every machine."""
+    match = _PREPARED_NAME.match(os.path.basename(record.path))
+    return match.group(1) if match else content_hash(record.path)
+
+
 def split_by_content(
     records: Sequence[FaceRecord], schema: Schema, *, val_fraction=0.1, test_fraction=0.1, seed=0
 ) -> dict[str, list[FaceRecord]]:
-    """Seeded train/val/test split, stratified by gender and age group, by image content.
+    """Seeded train/val/test split, stratified by gender and age group, by photo content.
 
-    Byte-identical images form one group that lands in a single split, so a picture that
-    appears twice under two names is never in both train and test.
+    The faces of byte-identical photos (`photo_hash`) form one group that lands in a single
+    split, so a picture that appears twice under two names is never in both train and test.
     """
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ValueError(f"Bad split fractions. Received: {val_fraction=}, {test_fraction=}")
     groups = collections.defaultdict(list)
     for record in records:
-        groups[content_hash(record.path)].append(record)
+        groups[photo_hash(record)].append(record)
     strata = collections.defaultdict(list)
     for digest in sorted(groups):
         first = groups[digest][0]
@@ -348,6 +362,44 @@ def split_by_content(
     for name in SPLITS:
         splits[name].sort(key=lambda r: r.path)
     return splits
+
+
+def split_by_file(records: Sequence[FaceRecord], held_out: dict[str, set[str]]) -> dict[str, list[FaceRecord]]:
+    """The split a split file fixes (`read_split_file`): the faces of the photos it lists for
+    "val" and "test" go there, every other face trains."""
+    splits = {name: [] for name in SPLITS}
+    for record in sorted(records, key=lambda r: r.path):
+        digest = photo_hash(record)
+        splits["test" if digest in held_out["test"] else "val" if digest in held_out["val"] else "train"].append(record)
+    return splits
+
+
+def held_out_photos(splits: dict[str, list[FaceRecord]]) -> dict:
+    """A split as a split file: per source, the sorted sha1s of the validation and test photos."""
+    sources = sorted({r.source for name in ("val", "test") for r in splits[name]})
+    return {"sources": {source: {name: sorted({photo_hash(r) for r in splits[name] if r.source == source})
+                                 for name in ("val", "test")} for source in sources}}
+
+
+def read_split_file(path: str) -> dict[str, dict[str, set[str]]]:
+    """A split file (`held_out_photos`, as JSON): {source name: {"val": sha1s, "test": sha1s}}.
+
+    Raises:
+        ValueError: not a split file, or a photo listed in both splits (the message names the file).
+    """
+    try:
+        with open(path) as f:
+            sources = json.load(f)["sources"]
+        held_out = {source: {name: set(lists[name]) for name in ("val", "test")} for source, lists in sources.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: not a split file ({{\"sources\": {{NAME: {{\"val\": [...], \"test\": [...]}}}}}}): "
+                         f"{type(e).__name__}: {e}") from e
+    for source, lists in held_out.items():
+        both = lists["val"] & lists["test"]
+        if both:
+            raise ValueError(f"{path}: source {source!r} lists {len(both)} photo(s) in both val and test, "
+                             f"e.g. {sorted(both)[0]}")
+    return held_out
 
 
 def split_by_fold(records: Sequence[FaceRecord], test_fold: int) -> dict[str, list[FaceRecord]]:

@@ -60,6 +60,10 @@ class TrainConfig:
             config file {"kind", "path", "name"} objects; each is split on its own, then joined.
         test_source: the name of a source that becomes the whole test split (cross-data-set test);
             the other sources then give only training and validation faces.
+        split_file: a JSON file that fixes the split instead of the seed: per source, the sha1s of
+            the photos whose faces validate and test (`datasets.held_out_photos`; every other face
+            trains). `training/write_split.py` writes a run's; `configs/splits/default.json` is
+            the packaged default model's, so its held-out photos are the same on every machine.
         source_weights: in a config file, {source name: weight} of every loss of that source's
             training faces (1 for a source left out), scaled so that the faces' mean weight is 1:
             a smaller data set can count for more without repeating its faces.
@@ -111,6 +115,7 @@ class TrainConfig:
     data: str = "../shared/data/utkface"
     sources: Sequence = ()  # () : the one `dataset` at `data`
     test_source: str = ""
+    split_file: str = ""  # fixes the split (per source, the held-out photos' sha1s); "": by seed
     source_weights: dict = dataclasses.field(default_factory=dict)  # name -> weight; 1 for the others
     augmentation: dict = dataclasses.field(default_factory=dict)  # of prepared crops; pipeline.FRAMING
     serving_zoom: float = 1.0  # of prepared crops: the served framing, in template sides
@@ -171,6 +176,9 @@ class TrainConfig:
                              f"(its sources: {names})")
         if any(not weight > 0 for weight in self.source_weights.values()):
             raise ValueError(f"source_weights must be positive. Received: {self.source_weights!r}")
+        if self.split_file and self.test_source:
+            raise ValueError(f"split_file {self.split_file!r} fixes the test split; test_source "
+                             f"{self.test_source!r} would replace it: give one of them")
         if self.test_source and len(names) < 2:
             raise ValueError(f"test_source {self.test_source!r} would leave nothing to train on: list another source")
         if self.qat and not self.init_from:
@@ -554,8 +562,9 @@ def prepare_splits(config: TrainConfig, run_dir: str, is_chief: bool = True) -> 
         return splits
     splits = {name: [] for name in datasets.SPLITS}
     reports = {}
+    held_out = datasets.read_split_file(config.split_file) if config.split_file else None
     for source in config.data_sources():
-        part, reports[source["name"]] = _source_split(config, source)
+        part, reports[source["name"]] = _source_split(config, source, held_out)
         for name in datasets.SPLITS:
             splits[name] += part[name]
     print("split: " + ", ".join(f"{len(splits[name])} {name}" for name in datasets.SPLITS) + " faces")
@@ -564,13 +573,16 @@ def prepare_splits(config: TrainConfig, run_dir: str, is_chief: bool = True) -> 
             {"sources": {name: r.to_dict() for name, r in reports.items()}}
         files.atomic_write_text(os.path.join(run_dir, "data_report.json"), json.dumps(report, indent=1))
         datasets.write_manifest(manifest, splits, dataset=config.dataset, data=config.data, seed=config.seed,
-                                sources=config.data_sources(), test_source=config.test_source)
+                                sources=config.data_sources(), test_source=config.test_source,
+                                split_file=config.split_file)
     return splits
 
 
-def _source_split(config: TrainConfig, source: dict) -> tuple[dict[str, list], datasets.DataReport]:
-    """One source's records, each tagged with the source's name, split on their own: by content
-    and stratified (Adience: by fold); the `test_source` is all test."""
+def _source_split(config: TrainConfig, source: dict, held_out: dict | None = None
+                  ) -> tuple[dict[str, list], datasets.DataReport]:
+    """One source's records, each tagged with the source's name, split on their own: by the split
+    file's `held_out` photos, else by content and stratified (Adience: by fold); the
+    `test_source` is all test."""
     records, report = datasets.load_dataset(source["kind"], os.path.expanduser(source["path"]),
                                             schema=config.schema, validate=False)
     records = [dataclasses.replace(r, source=source["name"]) for r in records]
@@ -582,6 +594,11 @@ def _source_split(config: TrainConfig, source: dict) -> tuple[dict[str, list], d
         records = records[: config.limit]
     records = datasets.validate_images(records, report)  # only what the pipeline will decode
     print(report.summary())
+    if held_out is not None:
+        if source["name"] not in held_out:
+            raise ValueError(f"{config.split_file}: no held-out photos of source {source['name']!r} "
+                             f"(it lists {sorted(held_out)})")
+        return datasets.split_by_file(records, held_out[source["name"]]), report
     if source["name"] == config.test_source:
         return {"train": [], "val": [], "test": sorted(records, key=lambda r: r.path)}, report
     if source["kind"] == "adience":

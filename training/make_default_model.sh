@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The recipe of the packaged default model, start to end, on 2 CPU cores:
 #   0. cut the training faces with the serving path (BlazeFace + alignment) into the crop cache,
-#   1. train the float ensemble for 14 epochs on UTKFace and AAF (configs/serving_crops.json),
+#   1. train the float ensemble for 14 epochs on UTKFace and AAF (configs/serving_crops.json; the
+#      held-out photos are those of configs/splits/default.json, the packaged model's split),
 #   2. train it 8 epochs more from a warm restart of the learning rate, with the gender loss
 #      weighted twice (configs/default_finetune.json),
 #   3. polish it 6 epochs at a low learning rate with milder framing augmentation (zoom 0.9-1.2,

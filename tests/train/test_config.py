@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from faceage_tf import models
+from faceage_tf import datasets, models
 from faceage_tf.schema import Schema
 from faceage_tf.training import TrainConfig, load_config
 
@@ -146,12 +146,15 @@ def test_export_refuses_a_qat_run_of_another_model(parent_run, tmp_path):
         export.export_run(parent_run, str(tmp_path / "out"), qat_run=str(other))
 
 
-def test_the_serving_crops_recipe_lists_both_prepared_sources():
-    """configs/serving_crops.json: the default recipe on crops cut by the serving path, both data sets."""
+def test_the_serving_crops_recipe_lists_both_prepared_sources_and_the_packaged_models_split():
+    """configs/serving_crops.json: the default recipe on crops cut by the serving path, both data
+    sets, split as the packaged default model was (its split file, for both sources)."""
     config = TrainConfig.from_file(os.path.join(ROOT, "configs", "serving_crops.json"))
     with open(os.path.join(ROOT, "configs", "default.json")) as f:
         default = TrainConfig.from_dict(json.load(f))
     assert [(s["kind"], s["name"]) for s in config.data_sources()] == [("prepared", "utkface"), ("prepared", "aaf")]
     assert config.schema == default.schema and config.members == default.members and not config.test_source
     differing = {k for k, v in config.to_dict().items() if v != default.to_dict()[k]}
-    assert differing == {"sources"}
+    assert differing == {"sources", "split_file"}
+    assert config.split_file == "configs/splits/default.json"
+    assert sorted(datasets.read_split_file(os.path.join(ROOT, config.split_file))) == ["aaf", "utkface"]

@@ -1,13 +1,16 @@
 """Datasets (UTKFace, Adience, CSV), bad-data reports, content splits, and the tf.data pipeline."""
 
+import collections
 import os
 import shutil
 
 import numpy as np
 import pytest
 
-from faceage_tf import datasets, pipeline, preprocess
+from faceage_tf import datasets, pipeline, prepare, preprocess
 from faceage_tf.schema import Schema
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_utkface_loads_every_real_face_including_odd_names(utkface_dir):
@@ -103,6 +106,36 @@ def test_split_keeps_duplicates_together_and_is_stratified_and_seeded(utkface_di
     path = str(tmp_path / "manifest.json")
     datasets.write_manifest(path, splits, seed=3)
     assert datasets.read_manifest(path) == splits
+
+
+def test_the_packaged_models_split_file_holds_out_a_stratified_tenth_of_each_data_set(utkface_dir):
+    """configs/splits/default.json: the packaged default model's held-out photos, found in the real
+    data sets, each (gender, age group) stratum held out a tenth for validation and a tenth for test."""
+    aaf_dir = os.environ.get("FACEAGE_AAF", os.path.join(ROOT, "..", "shared", "data", "aaf"))
+    if not os.path.isfile(os.path.join(aaf_dir, "labels.csv")):
+        pytest.skip(f"AAF not found at {aaf_dir} (set FACEAGE_AAF to the AAF folder)")
+    held_out = datasets.read_split_file(os.path.join(ROOT, "configs", "splits", "default.json"))
+    schema = Schema()
+    faces = {"utkface": datasets.load_utkface(utkface_dir, validate=False)[0], "aaf": prepare.load_aaf(aaf_dir)[0]}
+    counts = {}
+    for source, records in faces.items():
+        strata = collections.defaultdict(lambda: collections.Counter())
+        photos = set()
+        for record in records:
+            digest = datasets.content_hash(record.path)
+            split = "test" if digest in held_out[source]["test"] else "val" if digest in held_out[source]["val"] else "train"
+            if digest not in photos:  # a photo counts once (UTKFace has byte-identical copies)
+                strata[(record.gender, schema.age_group(record.age))][split] += 1
+            photos.add(digest)
+            counts[(source, split)] = counts.get((source, split), 0) + 1
+        assert held_out[source]["val"] | held_out[source]["test"] <= photos  # every listed photo is in the data set
+        for stratum, split_counts in strata.items():
+            total = sum(split_counts.values())
+            for split in ("val", "test"):
+                assert abs(split_counts[split] - 0.1 * total) <= 1.5, (source, stratum, split_counts)
+    # The faces of the README's test split (the 10 UTKFace crops without a face found train nowhere).
+    assert (counts["utkface", "test"], counts["aaf", "test"], counts["utkface", "val"], counts["aaf", "val"]) == \
+        (2071, 644, 2066, 644)
 
 
 def test_pipeline_decodes_like_the_runtime_and_is_deterministic(utkface_files):

@@ -2,6 +2,7 @@
 run, each split on its own; augmentation across framing in tf.data; a whole source as the test
 split; figures per source. Real faces: UTKFace crops and AAF photos, cut by the real detector."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -71,6 +72,43 @@ def test_each_source_is_split_on_its_own_and_keeps_its_name(crops, tmp_path):
     assert {r.source for r in splits["train"] + splits["val"]} == {"utkface"}
     with pytest.raises(ValueError, match="test_source must name one of the sources"):
         training.TrainConfig(sources=sources, test_source="fgnet")
+
+
+def test_a_split_file_fixes_the_held_out_photos_whatever_the_crops_bytes(crops, tmp_path):
+    sources = [{"kind": "prepared", "path": crops["utkface"], "name": "utkface"},
+               {"kind": "prepared", "path": crops["aaf"], "name": "aaf"}]
+    by_seed = training.prepare_splits(training.TrainConfig(sources=sources, val_fraction=0.2, test_fraction=0.2),
+                                      str(tmp_path / "by_seed"))
+    # A crop is grouped by its photo's sha1, read from its name, not by its own bytes.
+    face = next(r for r in by_seed["test"] if r.source == "aaf")
+    aaf = prepare.load_aaf(AAF)[0]
+    cut_from = {datasets.content_hash(r.path) for r in aaf[::len(aaf) // FACES][:FACES]}  # as the fixture
+    assert datasets.photo_hash(face) in cut_from and datasets.photo_hash(face) != datasets.content_hash(face.path)
+
+    split_file = tmp_path / "split.json"
+    subprocess.run([sys.executable, "training/write_split.py", "--run", str(tmp_path / "by_seed"), "--out", str(split_file)],
+                   check=True, cwd=ROOT, timeout=120)
+    assert json.loads(split_file.read_text()) == datasets.held_out_photos(by_seed)
+    # The same split from the file, with another seed and other fractions.
+    config = training.TrainConfig(sources=sources, split_file=str(split_file), seed=7, val_fraction=0.4)
+    by_file = training.prepare_splits(config, str(tmp_path / "by_file"))
+    assert by_file == by_seed
+    assert json.loads((tmp_path / "by_file" / "manifest.json").read_text())["split_file"] == str(split_file)
+
+    with pytest.raises(ValueError, match="fixes the test split; test_source 'aaf' would replace it"):
+        training.TrainConfig(sources=sources, split_file=str(split_file), test_source="aaf")
+    one_source = tmp_path / "one_source.json"
+    one_source.write_text(json.dumps({"sources": {"aaf": datasets.held_out_photos(by_seed)["sources"]["aaf"]}}))
+    with pytest.raises(ValueError, match=r"one_source.json: no held-out photos of source 'utkface' \(it lists \['aaf'\]\)"):
+        training.prepare_splits(dataclasses.replace(config, split_file=str(one_source)), str(tmp_path / "refused"))
+    both = datasets.held_out_photos(by_seed)
+    both["sources"]["aaf"]["val"].append(both["sources"]["aaf"]["test"][0])
+    split_file.write_text(json.dumps(both))
+    with pytest.raises(ValueError, match=r"split.json: source 'aaf' lists 1 photo\(s\) in both val and test"):
+        datasets.read_split_file(str(split_file))
+    split_file.write_text('{"aaf": []}')
+    with pytest.raises(ValueError, match=r"split.json: not a split file"):
+        datasets.read_split_file(str(split_file))
 
 
 def test_framing_augmentation_draws_around_the_serving_crop(crops):
