@@ -36,8 +36,8 @@ from typing import Sequence
 from PIL import Image
 
 from faceage_tf.align import align_face
-from faceage_tf.datasets import (PREPARED_INFO, PREPARED_RECORDS, PREPARED_ZOOM, FaceRecord, load_utkface,
-                                 prepared_crop_name)
+from faceage_tf.datasets import (PREPARED_INFO, PREPARED_RECORDS, PREPARED_ZOOM, FaceRecord, content_hash,
+                                 load_utkface, prepared_crop_name)
 from faceage_tf.files import atomic_write_bytes, atomic_write_text
 from faceage_tf.preprocess import ImageError, open_image
 from faceage_tf.runtime.detectors import BlazeFaceDetector
@@ -107,9 +107,7 @@ def prepare(records: Sequence[FaceRecord], source: str, out_dir: str, schema: Sc
     cut = hashlib.sha1(json.dumps(info(schema, zoom), sort_keys=True).encode()).hexdigest()[:8]
     kept = []
     for record in records:
-        with open(record.path, "rb") as f:
-            digest = hashlib.sha1(f.read()).hexdigest()
-        target = os.path.join(out_dir, prepared_crop_name(digest, cut))
+        target = os.path.join(out_dir, prepared_crop_name(content_hash(record.path), cut))
         if not os.path.exists(target):
             try:
                 crop = cut_face(record.path, detector, schema, zoom)

@@ -563,6 +563,10 @@ def prepare_splits(config: TrainConfig, run_dir: str, is_chief: bool = True) -> 
     splits = {name: [] for name in datasets.SPLITS}
     reports = {}
     held_out = datasets.read_split_file(config.split_file) if config.split_file else None
+    unlisted = [s["name"] for s in config.data_sources() if held_out is not None and s["name"] not in held_out]
+    if unlisted:  # refused before any source is loaded
+        raise ValueError(f"{config.split_file}: no held-out photos of source {unlisted[0]!r} "
+                         f"(it lists {sorted(held_out)})")
     for source in config.data_sources():
         part, reports[source["name"]] = _source_split(config, source, held_out)
         for name in datasets.SPLITS:
@@ -595,9 +599,6 @@ def _source_split(config: TrainConfig, source: dict, held_out: dict | None = Non
     records = datasets.validate_images(records, report)  # only what the pipeline will decode
     print(report.summary())
     if held_out is not None:
-        if source["name"] not in held_out:
-            raise ValueError(f"{config.split_file}: no held-out photos of source {source['name']!r} "
-                             f"(it lists {sorted(held_out)})")
         return datasets.split_by_file(records, held_out[source["name"]]), report
     if source["name"] == config.test_source:
         return {"train": [], "val": [], "test": sorted(records, key=lambda r: r.path)}, report
