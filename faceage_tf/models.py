@@ -82,15 +82,20 @@ def spatial_transformer(x, *, name="attn"):
     return BilinearSampler(name=name + "_sampler")([x, theta])
 
 
-def attentional_features(x, *, width, separable=False):
+def attentional_features(x, *, width, separable=False, multipliers=(1, 2, 4, 8)):
     """Spatial transformer, then four conv stages (2 conv-BN-ReLU each) and global pooling.
 
     `separable`: the stages' convolutions are depthwise-separable (MobileNet's), about 8x fewer
-    weights and multiply-adds; the stem stays a full convolution."""
+    weights and multiply-adds; the stem stays a full convolution.
+    `multipliers`: each stage's filters as multiples of `width`. The last stage works on 4x4
+    maps and holds most of the weights, so capping it (1, 2, 4, 4) buys width where the
+    multiply-adds are, for a smaller file."""
+    if len(multipliers) != 4:
+        raise ValueError(f"the attentional network has 4 stages. Received: multipliers={list(multipliers)}")
     conv = layers.SeparableConv2D if separable else layers.Conv2D
     x = spatial_transformer(x, name="attn")
     x = _conv_bn_relu(x, width, 3, 2, "attn_stem")
-    for stage, filters in enumerate((width, 2 * width, 4 * width, 8 * width), start=1):
+    for stage, filters in enumerate((m * width for m in multipliers), start=1):
         if stage > 1:
             x = layers.MaxPooling2D(2, name=f"attn_stage{stage}_pool")(x)
         for i in (1, 2):
@@ -136,7 +141,7 @@ class Network:
 
 # The networks that models, ensembles, QAT, training flags and benchmarks are built from, by name.
 NETWORKS: dict[str, Network] = {
-    "attentional": Network(attentional_features, {"width": 32, "separable": False}),
+    "attentional": Network(attentional_features, {"width": 32, "separable": False, "multipliers": (1, 2, 4, 8)}),
     "residual": Network(residual_features, {"widths": (32, 64, 128, 256), "blocks": (2, 2, 2, 2)}),
 }
 ENSEMBLE = "ensemble"  # the architecture that averages several networks (`ensemble`)

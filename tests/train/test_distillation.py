@@ -72,6 +72,18 @@ def test_separable_convolutions_shrink_the_attentional_network():
     assert models.count_flops(separable) < 0.3 * models.count_flops(full)
 
 
+def test_capping_the_last_stage_moves_weights_to_where_the_multiply_adds_are():
+    narrow = models.network("attentional", options={"width": 24})
+    capped = models.network("attentional", options={"width": 32, "multipliers": (1, 2, 4, 4)})
+    assert capped.get_layer("attn_stage1_1_conv").filters == 32
+    assert capped.get_layer("attn_stage4_2_conv").filters == 128
+    # Fewer weights than the narrow network, more multiply-adds on the larger maps.
+    assert models.count_params(capped) < models.count_params(narrow)
+    assert models.count_flops(capped) > 1.4 * models.count_flops(narrow)
+    with pytest.raises(ValueError, match="4 stages"):
+        models.network("attentional", options={"multipliers": (1, 2, 4)})
+
+
 def test_distillation_refuses_a_bad_share_and_a_teacher_of_another_schema(teacher_run, utkface_dir, tmp_path):
     with pytest.raises(ValueError, match="distill_weight is a share of the loss"):
         TrainConfig(teacher=teacher_run, distill_weight=1.5)
