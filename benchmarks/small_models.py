@@ -58,9 +58,13 @@ def per_face_ms(predictors, face, rounds=5, per_round=200):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--default", default="default", help="the default model (default: the packaged one)")
-    parser.add_argument("--candidate", action="append", required=True, help="an exported training run (repeat)")
+    parser.add_argument("--candidate", action="append", required=True,
+                        help="an exported training run, or a .tflite file such as the packaged small model (repeat)")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     args = parser.parse_args()
+    runs = [run for run in args.candidate if not run.endswith(".tflite")]
+    if not runs:
+        parser.error("give at least one training run: its test split is the one measured")
     os.sched_setaffinity(0, {0})
 
     predictors = {"default": FaceAgePredictor(args.default, detector="none", num_threads=1)}
@@ -68,6 +72,11 @@ def main():
                         "variant": predictors["default"].card.get("variant")}}
     for run in args.candidate:
         name = os.path.basename(os.path.normpath(run))
+        if run.endswith(".tflite"):  # a file without its run: no network to count
+            predictors[name] = FaceAgePredictor(run, detector="none", num_threads=1)
+            rows[name] = {"file": run, "bytes": os.path.getsize(run), "variant": predictors[name].card.get("variant"),
+                          "teacher": None, "network_options": None, "parameters": None, "flops": None}
+            continue
         path, variant = exported(run)
         config = load_config(run)
         network = models.build_model(config.architecture, config.schema, members=config.members,
@@ -78,7 +87,7 @@ def main():
                       "flops": models.count_flops(network)}
     speed = per_face_ms(predictors, sample_face())
 
-    records = datasets.read_manifest(os.path.join(args.candidate[0], "manifest.json"))["test"]
+    records = datasets.read_manifest(os.path.join(runs[0], "manifest.json"))["test"]
     schema = predictors["default"].schema
     faces = {}  # by the framing each file serves (its card's serving_zoom)
     for name, predictor in predictors.items():
@@ -91,7 +100,7 @@ def main():
 
     sources = list(rows["default"]["test"].get("by_source", {}))
     lines = ["# The small model's design space (`benchmarks/small_models.py`)", "",
-             f"Test split of {args.candidate[0]} ({len(records)} faces), int8 files through the runtime, no test-time "
+             f"Test split of {runs[0]} ({len(records)} faces), int8 files through the runtime, no test-time "
              "flip unless built in (the default has it); time per face on one core, 200x200 crop preprocessing "
              "included, in turns with the default model.", "",
              "| model | teacher | parameters | MFLOPs | int8 file (bytes) | ms/face | x default | "
@@ -100,9 +109,9 @@ def main():
     for name, r in rows.items():
         parts = [r["test"]] + [r["test"]["by_source"][s] for s in sources]
         cells = [f"{100 * p['gender_accuracy']:.1f} / {100 * p['age_group_accuracy']:.1f} / {p['age_mae']:.2f}" for p in parts]
-        teacher = "" if name == "default" else ("ensemble" if r["teacher"] else "none")
-        size = "" if name == "default" else f"{r['parameters'] / 1e3:.0f}k"
-        flops = "" if name == "default" else f"{r['flops'] / 1e6:.1f}"
+        teacher = "" if r.get("teacher") is None else ("ensemble" if r["teacher"] else "none")
+        size = "" if r.get("parameters") is None else f"{r['parameters'] / 1e3:.0f}k"
+        flops = "" if r.get("flops") is None else f"{r['flops'] / 1e6:.1f}"
         lines.append(f"| {name} ({r['variant']}) | {teacher} | {size} | {flops} | {r['bytes']:,} | {r['ms']:.2f} | "
                      f"{r['ratio']:.2f} | " + " | ".join(cells) + " |")
     os.makedirs(args.out, exist_ok=True)
