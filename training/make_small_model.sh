@@ -6,7 +6,7 @@
 #      its serving batch-norm statistics. It distils better gender into the student than the
 #      default's 14-epoch float ensemble (measured; see README, "Which model"),
 #   2. train one attentional network of width 32 with its last stage capped at 4x
-#      (configs/small.json) on the default run's split, distilled from that teacher (its
+#      (configs/small.json, 28 epochs) on the default run's split, distilled from that teacher (its
 #      probabilities and age distribution, with flip, as soft targets beside the labels),
 #   3. re-estimate its batch-norm statistics on the served crops, fine-tune it with
 #      quantisation-aware training (configs/default_qat.json), and re-estimate them again: QAT
@@ -15,7 +15,7 @@
 #   4. export it without built-in flip, measure it on the test split, and publish the int8 QAT
 #      model into faceage_tf/assets/ (refused if it falls behind its float model beyond the
 #      parity limits, read from a paired bootstrap on validation and test).
-# About 45 minutes here. Resumable like the default recipe: run it again after an interruption.
+# About an hour here. Resumable like the default recipe: run it again after an interruption.
 #   nohup training/make_small_model.sh runs/small runs/default > runs/small.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
