@@ -563,10 +563,11 @@ def prepare_splits(config: TrainConfig, run_dir: str, is_chief: bool = True) -> 
     splits = {name: [] for name in datasets.SPLITS}
     reports = {}
     held_out = datasets.read_split_file(config.split_file) if config.split_file else None
-    unlisted = [s["name"] for s in config.data_sources() if held_out is not None and s["name"] not in held_out]
-    if unlisted:  # refused before any source is loaded
-        raise ValueError(f"{config.split_file}: no held-out photos of source {unlisted[0]!r} "
-                         f"(it lists {sorted(held_out)})")
+    if held_out is not None:  # a source the file does not list is refused before any source is loaded
+        unlisted = [s["name"] for s in config.data_sources() if s["name"] not in held_out]
+        if unlisted:
+            raise ValueError(f"{config.split_file}: no held-out photos of source {unlisted[0]!r} "
+                             f"(it lists {sorted(held_out)})")
     for source in config.data_sources():
         part, reports[source["name"]] = _source_split(config, source, held_out)
         for name in datasets.SPLITS:
