@@ -1,15 +1,15 @@
 """Framing curve: how a model's accuracy depends on how the face is framed in its input crop.
 
-    python benchmarks/framing_curve.py --split configs/splits/default.json [--model default --model small] [--faces 600]
+    python benchmarks/framing_curve.py --split configs/splits/default.json [--model default --model small]
 
 Each test face is found once by the runtime's detector (BlazeFace keypoints), then cut again by
 the runtime's alignment with the crop zoomed from tight (0.8: less than the model card's template
 frames; 1 is the model's served crop) to loose (1.6: much more around the face), and turned by up
 to 20 degrees. A model that only knows one framing has a curve with a narrow valley; a robust one
 a flat curve. Data: the photos behind the test split of a split file or a training run (as
-`photos.py --split` or `--run`): AAF photos, with the context around each face, and UTKFace crops (zooms above 1 show
-borders, as any crop of a crop would). Writes docs/framing_curve.png and
-benchmarks/results/framing_curve.{md,json}.
+`photos.py --split` or `--run`): AAF photos, with the context around each face, and UTKFace
+crops (zooms above 1 show borders, as any crop of a crop would). Writes docs/framing_curve.png
+and benchmarks/results/framing_curve.{md,json}.
 """
 
 import argparse
@@ -80,7 +80,8 @@ def main():
     parser.add_argument("--model", action="append",
                         help="default, small or a .tflite file (repeat for several; default: the packaged default)")
     parser.add_argument("--run", help="use the photos of this training run's test split (see photos.py)")
-    parser.add_argument("--split", help="or the test photos of this split file (configs/splits/default.json: the packaged models')")
+    parser.add_argument("--split", help="or the test photos of this split file "
+                                        "(configs/splits/default.json: the packaged models')")
     parser.add_argument("--faces", type=int, default=600, help="faces per data set (default 600)")
     args = parser.parse_args()
     import matplotlib  # before minutes of work: the training environment has it, the runtime's not
