@@ -36,7 +36,7 @@ def exported(run):
     for variant in ("int8-qat", "int8-ptq"):
         paths = glob.glob(os.path.join(run, "export", f"*-{variant}.tflite"))
         if paths:
-            return paths[0], variant
+            return paths[0]
     raise SystemExit(f"{run}: no int8 export in {run}/export (run export/export_tflite.py --run {run} ...)")
 
 
@@ -55,6 +55,11 @@ def per_face_ms(predictors, face, rounds=5, per_round=200):
             for name, t in times.items()}
 
 
+def name_of(path):
+    """A run's or a file's name in the table."""
+    return os.path.basename(os.path.normpath(path))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--default", default="default", help="the default model (default: the packaged one)")
@@ -67,24 +72,19 @@ def main():
         parser.error("give at least one training run: its test split is the one measured")
     os.sched_setaffinity(0, {0})
 
-    predictors = {"default": FaceAgePredictor(args.default, detector="none", num_threads=1)}
-    rows = {"default": {"file": predictors["default"].model_path, "bytes": predictors["default"].model_bytes,
-                        "variant": predictors["default"].card.get("variant")}}
-    for run in args.candidate:
-        name = os.path.basename(os.path.normpath(run))
-        if run.endswith(".tflite"):  # a file without its run: no network to count
-            predictors[name] = FaceAgePredictor(run, detector="none", num_threads=1)
-            rows[name] = {"file": run, "bytes": os.path.getsize(run), "variant": predictors[name].card.get("variant"),
-                          "teacher": None, "network_options": None, "parameters": None, "flops": None}
-            continue
-        path, variant = exported(run)
+    predictors, rows = {}, {}
+    for name, path in [("default", args.default)] + [(name_of(c), c if c.endswith(".tflite") else exported(c))
+                                                      for c in args.candidate]:
+        predictors[name] = FaceAgePredictor(path, detector="none", num_threads=1)
+        rows[name] = {"file": predictors[name].model_path, "bytes": predictors[name].model_bytes,
+                      "variant": predictors[name].card.get("variant")}
+    for run in runs:  # a .tflite file without its run has no network to count
         config = load_config(run)
         network = models.build_model(config.architecture, config.schema, members=config.members,
                                      options=config.network_options)
-        predictors[name] = FaceAgePredictor(path, detector="none", num_threads=1)
-        rows[name] = {"file": path, "bytes": os.path.getsize(path), "variant": variant, "teacher": bool(config.teacher),
-                      "network_options": config.network_options, "parameters": models.count_params(network),
-                      "flops": models.count_flops(network)}
+        rows[name_of(run)].update(teacher=name_of(config.teacher) if config.teacher else "none",
+                                  network_options=config.network_options, parameters=models.count_params(network),
+                                  flops=models.count_flops(network))
     speed = per_face_ms(predictors, sample_face())
 
     records = datasets.read_manifest(os.path.join(runs[0], "manifest.json"))["test"]
@@ -109,7 +109,7 @@ def main():
     for name, r in rows.items():
         parts = [r["test"]] + [r["test"]["by_source"][s] for s in sources]
         cells = [f"{100 * p['gender_accuracy']:.1f} / {100 * p['age_group_accuracy']:.1f} / {p['age_mae']:.2f}" for p in parts]
-        teacher = "" if r.get("teacher") is None else ("ensemble" if r["teacher"] else "none")
+        teacher = r.get("teacher", "")
         size = "" if r.get("parameters") is None else f"{r['parameters'] / 1e3:.0f}k"
         flops = "" if r.get("flops") is None else f"{r['flops'] / 1e6:.1f}"
         lines.append(f"| {name} ({r['variant']}) | {teacher} | {size} | {flops} | {r['bytes']:,} | {r['ms']:.2f} | "
