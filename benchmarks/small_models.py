@@ -60,6 +60,13 @@ def name_of(path):
     return os.path.basename(os.path.normpath(path))
 
 
+def shown(path):
+    """A path as the results show it: inside the project relative to it, elsewhere its name only
+    (a local run directory means nothing on another machine)."""
+    path = os.path.abspath(path)
+    return os.path.relpath(path, ROOT) if path.startswith(ROOT + os.sep) else name_of(path)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--default", default="default", help="the default model (default: the packaged one)")
@@ -76,7 +83,7 @@ def main():
     for name, path in [("default", args.default)] + [(name_of(c), c if c.endswith(".tflite") else exported(c))
                                                       for c in args.candidate]:
         predictors[name] = FaceAgePredictor(path, detector="none", num_threads=1)
-        rows[name] = {"file": predictors[name].model_path, "bytes": predictors[name].model_bytes,
+        rows[name] = {"file": shown(predictors[name].model_path), "bytes": predictors[name].model_bytes,
                       "variant": predictors[name].card.get("variant")}
     for run in runs:  # a .tflite file without its run has no network to count
         config = load_config(run)
@@ -100,7 +107,7 @@ def main():
 
     sources = list(rows["default"]["test"].get("by_source", {}))
     lines = ["# The small model's design space (`benchmarks/small_models.py`)", "",
-             f"Test split of {runs[0]} ({len(records)} faces), int8 files through the runtime, no test-time "
+             f"Test split of run {name_of(runs[0])} ({len(records)} faces), int8 files through the runtime, no test-time "
              "flip unless built in (the default has it); time per face on one core, 200x200 crop preprocessing "
              "included, in turns with the default model.", "",
              "| model | teacher | parameters | MFLOPs | int8 file (bytes) | ms/face | x default | "
