@@ -85,12 +85,13 @@ def utkface_test_records(limit):
     return rows[::max(1, len(rows) // limit)][:limit]
 
 
-def test_photos(run, split_file):
-    """{source: sha1s of its test photos}: from a training run's manifest or from a split file."""
+def test_photos(run, split_file, part="test"):
+    """{source: sha1s of its held-out photos}: from a training run's manifest or from a split file;
+    `part` is "test" or "val"."""
     if split_file:
-        return {source: lists["test"] for source, lists in datasets.read_split_file(split_file).items()}
+        return {source: lists[part] for source, lists in datasets.read_split_file(split_file).items()}
     held_out = {}
-    for record in datasets.read_manifest(os.path.join(run, "manifest.json"))["test"]:
+    for record in datasets.read_manifest(os.path.join(run, "manifest.json"))[part]:
         held_out.setdefault(record.source, set()).add(datasets.photo_hash(record))
     return held_out
 
@@ -103,16 +104,17 @@ def held_out_rows(records, photos):
     return [row[1:] for row in hashed if row[0] in photos]
 
 
-def held_out_data_sets(run, split_file, limit):
+def held_out_data_sets(run, split_file, limit, part="test"):
     """{name: (rows, are face crops)}: see the module docstring."""
     if not (run or split_file):
         return {"AAF photos": (aaf_records(limit), False), "UTKFace test crops": (utkface_test_records(limit), True)}
-    held_out = test_photos(run, split_file)
+    held_out = test_photos(run, split_file, part)
     aaf = load_aaf(os.path.join(DATA, "aaf"))[0]
     utkface = datasets.load_utkface(os.path.join(DATA, "utkface"), validate=False)[0]
     spaced = lambda rows: rows[::max(1, len(rows) // limit)][:limit]  # noqa: E731
-    return {"AAF test photos": (spaced(held_out_rows(aaf, held_out["aaf"])), False),
-            "UTKFace test crops": (spaced(held_out_rows(utkface, held_out["utkface"])), True)}
+    kind = {"test": "test", "val": "validation"}[part]
+    return {f"AAF {kind} photos": (spaced(held_out_rows(aaf, held_out["aaf"])), False),
+            f"UTKFace {kind} crops": (spaced(held_out_rows(utkface, held_out["utkface"])), True)}
 
 
 def score(rows, predictions, schema):
