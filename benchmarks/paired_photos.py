@@ -59,7 +59,12 @@ def main():
 
     predictors = [FaceAgePredictor(model, detector="none", num_threads=2) for model in args.model]
     names = [os.path.basename(model) for model in args.model]
+    if len(set(names)) < len(names):
+        parser.error(f"the models need distinct file names (they name the rows): {names}")
     schema = predictors[0].schema
+    for name, predictor in zip(names, predictors):
+        if (predictor.schema.gender_labels, predictor.schema.age_group_labels) != (schema.gender_labels, schema.age_group_labels):
+            parser.error(f"{name}: its labels differ from {names[0]}'s, so its outputs cannot be compared or averaged")
     detector = BlazeFaceDetector()
     results, lines = {}, [f"# Paired comparison on the {args.part} photos of {os.path.basename(args.split)} "
                           "(`benchmarks/paired_photos.py`)", "",

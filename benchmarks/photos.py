@@ -85,7 +85,7 @@ def utkface_test_records(limit):
     return rows[::max(1, len(rows) // limit)][:limit]
 
 
-def test_photos(run, split_file, part="test"):
+def held_out_photos(run, split_file, part="test"):
     """{source: sha1s of its held-out photos}: from a training run's manifest or from a split file;
     `part` is "test" or "val"."""
     if split_file:
@@ -108,7 +108,7 @@ def held_out_data_sets(run, split_file, limit, part="test"):
     """{name: (rows, are face crops)}: see the module docstring."""
     if not (run or split_file):
         return {"AAF photos": (aaf_records(limit), False), "UTKFace test crops": (utkface_test_records(limit), True)}
-    held_out = test_photos(run, split_file, part)
+    held_out = held_out_photos(run, split_file, part)
     aaf = load_aaf(os.path.join(DATA, "aaf"))[0]
     utkface = datasets.load_utkface(os.path.join(DATA, "utkface"), validate=False)[0]
     spaced = lambda rows: rows[::max(1, len(rows) // limit)][:limit]  # noqa: E731
