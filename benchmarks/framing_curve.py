@@ -45,11 +45,17 @@ def faces_with_keypoints(rows, detector):
     return found
 
 
+def aligned_outputs(predictor, faces, zoom=1.0, angle=0.0):
+    """The model's outputs on each face, aligned to its own card's template (zoom 1: its served crop)."""
+    schema = predictor.schema
+    return predictor.predict_tensor(np.stack([
+        normalize(np.asarray(align_face(image, points, schema.template, schema.input_size, zoom=zoom, angle=angle)), schema)
+        for image, points, _, _ in faces]))
+
+
 def scores(predictor, faces, zoom=1.0, angle=0.0):
     schema = predictor.schema
-    tensors = np.stack([normalize(np.asarray(align_face(image, points, schema.template, schema.input_size,
-                                                        zoom=zoom, angle=angle)), schema) for image, points, _, _ in faces])
-    out = predictor.predict_tensor(tensors)
+    out = aligned_outputs(predictor, faces, zoom, angle)
     ages = np.array([f[2] for f in faces])
     genders = [schema.gender_labels[i] for i in out["gender"].argmax(axis=1)]
     return {"gender_accuracy": float(np.mean([g == f[3] for g, f in zip(genders, faces)])),

@@ -25,23 +25,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 from faceage_tf import evaluation  # noqa: E402
-from faceage_tf.align import align_face  # noqa: E402
 from faceage_tf.files import atomic_write_text  # noqa: E402
-from faceage_tf.preprocess import normalize  # noqa: E402
 from faceage_tf.runtime import FaceAgePredictor  # noqa: E402
 from faceage_tf.runtime.detectors import BlazeFaceDetector  # noqa: E402
-from framing_curve import faces_with_keypoints  # noqa: E402
+from framing_curve import aligned_outputs, faces_with_keypoints  # noqa: E402
 from photos import held_out_data_sets  # noqa: E402
 
 FIGURES = (("gender_accuracy", "gender %", 100), ("age_group_accuracy", "age group %", 100), ("age_mae", "age MAE", 1))
-
-
-def outputs(predictor, faces):
-    """The model's outputs on each face, aligned to its own card's template (its served crop)."""
-    schema = predictor.schema
-    return predictor.predict_tensor(np.stack([
-        normalize(np.asarray(align_face(image, points, schema.template, schema.input_size)), schema)
-        for image, points, _, _ in faces]))
 
 
 def main():
@@ -76,7 +66,7 @@ def main():
         faces = faces_with_keypoints(rows, detector)
         truth = [SimpleNamespace(age=age, gender=schema.gender_labels.index(gender), race=-1, source="")
                  for _, _, age, gender in faces]  # the labels as `evaluation` reads them
-        runs = {name: outputs(predictor, faces) for name, predictor in zip(names, predictors)}
+        runs = {name: aligned_outputs(predictor, faces) for name, predictor in zip(names, predictors)}
         if args.average:
             runs["average of all"] = {key: np.mean([run[key] for run in runs.values()], axis=0) for key in runs[names[0]]}
         results[data_set] = {}
