@@ -17,7 +17,10 @@ setup_venv() {  # setup_venv DIR EXTRAS WHAT
     echo "== $1: creating it and installing $3; the first time this downloads and takes minutes"
     "$PY" -m venv "$1"
   fi
-  "$1/bin/python" -m pip install -q --disable-pip-version-check -e ".[$2]" 2>&1 | grep -v "^WARNING: Location" || true
+  # pip's own status decides (pipefail); a failed install stops here, not at a missing pytest later.
+  "$1/bin/python" -m pip install -q --disable-pip-version-check -e ".[$2]" 2>&1 \
+    | { grep -v "^WARNING: Location" || true; } \
+    || { echo "error: pip could not install .[$2] into $1 (above); free disk: $(df -h --output=avail . | tail -1)"; exit 1; }
   echo "   $1 ready ($(( SECONDS - start )) s)"
 }
 
