@@ -73,7 +73,7 @@ def plot(results, *, several: bool = True):
         axes[1].plot(ZOOMS, [100 * r["zoom"][str(z)]["gender_accuracy"] for z in ZOOMS], marker="o", label=label)
     for axis, title in zip(axes, ("age MAE (years)", "gender accuracy (%)")):
         axis.axvline(1.0, color="grey", lw=0.8, ls="--")
-        axis.set_xlabel("zoom of the aligned crop (1 = the model's served crop, its card's template; >1 looser)")
+        axis.set_xlabel("zoom of the aligned crop (1: the model's served crop; >1: looser)")
         axis.set_title(title)
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
