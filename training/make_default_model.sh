@@ -17,7 +17,7 @@
 #      publish the int8 QAT model into faceage_tf/assets/ (refused if it falls behind float
 #      beyond the parity limits, read from a paired bootstrap on validation and test),
 #   7. evaluate the float model and each network alone on the test split.
-# The seeds are those of the packaged model, so the recipe rebuilds it (up to float rounding).
+# The seeds are those of the run published as the packaged model (v7).
 # Run it in the background; if it is interrupted, run it again: finished steps are skipped and an
 # interrupted training step resumes from its last epoch.
 #   nohup training/make_default_model.sh runs/default > runs/default.log 2>&1 &
