@@ -105,13 +105,13 @@ def held_out_rows(records, photos):
 
 
 def held_out_data_sets(run, split_file, limit, part="test"):
-    """{name: (rows, are face crops)}: see the module docstring."""
+    """{name: (rows, are face crops)}: see the module docstring; `limit` None keeps every held-out photo."""
     if not (run or split_file):
         return {"AAF photos": (aaf_records(limit), False), "UTKFace test crops": (utkface_test_records(limit), True)}
     held_out = held_out_photos(run, split_file, part)
     aaf = load_aaf(os.path.join(DATA, "aaf"))[0]
     utkface = datasets.load_utkface(os.path.join(DATA, "utkface"), validate=False)[0]
-    spaced = lambda rows: rows[::max(1, len(rows) // limit)][:limit]  # noqa: E731
+    spaced = lambda rows: rows if limit is None else rows[::max(1, len(rows) // limit)][:limit]  # noqa: E731
     kind = {"test": "test", "val": "validation"}[part]
     return {f"AAF {kind} photos": (spaced(held_out_rows(aaf, held_out["aaf"])), False),
             f"UTKFace {kind} crops": (spaced(held_out_rows(utkface, held_out["utkface"])), True)}
@@ -196,8 +196,8 @@ def main():
     args = parser.parse_args()
     os.sched_setaffinity(0, {0})
     have_peer = os.path.exists(args.peer_python)
-    # A held-out split is scored whole, so that its figures match the other tables on it.
-    limit = args.limit or (10**6 if args.run or args.split else 1000)
+    # A held-out split is scored whole (None), so that its figures match the other tables on it.
+    limit = args.limit or (None if args.run or args.split else 1000)
     data_sets = held_out_data_sets(args.run, args.split, limit)
     model_names = args.model or ["default"]
     detectors = {}
