@@ -20,7 +20,7 @@ setup_venv() {  # setup_venv DIR EXTRAS WHAT
   # pip's own status decides (pipefail); a failed install stops here, not at a missing pytest later.
   "$1/bin/python" -m pip install -q --disable-pip-version-check -e ".[$2]" 2>&1 \
     | { grep -v "^WARNING: Location" || true; } \
-    || { echo "error: pip could not install .[$2] into $1 (above); free disk: $(df -h --output=avail . | tail -1)"; exit 1; }
+    || { echo "error: pip could not install .[$2] into $1 (above); free disk: $(df -Ph . | awk 'NR == 2 {print $4}')"; exit 1; }
   echo "   $1 ready ($(( SECONDS - start )) s)"
 }
 

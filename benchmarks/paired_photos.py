@@ -41,7 +41,7 @@ def main():
     parser.add_argument("--model", action="append", required=True,
                         help="default, small or a .tflite file (repeat; the first is the reference)")
     parser.add_argument("--average", action="store_true", help="also score the mean of all the models' outputs")
-    parser.add_argument("--limit", type=int, default=10000, help="photos per data set, evenly spaced")
+    parser.add_argument("--limit", type=int, help="photos per data set, evenly spaced (default: all of the part)")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     args = parser.parse_args()
     if len(args.model) < 2:
