@@ -23,10 +23,15 @@ from faceage_tf import datasets, evaluation, files, models, pipeline, preprocess
 from faceage_tf.training import load_run  # noqa: E402
 
 
+HELD_OUT = "val+test"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="training run directory (its split and best weights)")
-    parser.add_argument("--split", default="test", choices=datasets.SPLITS)
+    parser.add_argument("--split", default="test", choices=[*datasets.SPLITS, HELD_OUT],
+                        help=f"{HELD_OUT}: the validation and test faces together (more faces for small groups' "
+                             "figures; validation chose the run's steps, so a little optimistic)")
     parser.add_argument("--tflite", nargs="*", default=[], help="also evaluate these .tflite files")
     parser.add_argument("--members", action="store_true", help="also score each network of an ensemble alone")
     parser.add_argument("--no-flip", action="store_true", help="no test-time horizontal flip")
@@ -46,7 +51,8 @@ def evaluate_run(args):
     out = args.out or os.path.join(args.run, "eval")
     model, config = load_run(args.run)
     schema = config.schema
-    records = datasets.read_manifest(os.path.join(args.run, "manifest.json"))[args.split]
+    manifest = datasets.read_manifest(os.path.join(args.run, "manifest.json"))
+    records = manifest["val"] + manifest["test"] if args.split == HELD_OUT else manifest[args.split]
     faces = pipeline.decode_faces(records, schema, serving_zoom=config.serving_zoom)
     flip = not args.no_flip
 

@@ -294,6 +294,35 @@ def test_race_gap_comes_with_a_bootstrap_interval_that_widens_for_small_groups()
     assert large["gender_accuracy_ci95"][0] > 0.03  # 2,000 faces each: the 5-point gap is clear
 
 
+def test_race_gap_at_the_same_ages_takes_out_what_the_age_mix_explains(tmp_path):
+    # Two groups read gender equally well at every age (60% of babies, 96% of adults), but one has
+    # half its faces babies: its plain accuracy is lower; at the same ages the gap is gone. A third
+    # group is worse at every age: that gap stays.
+    rng = np.random.default_rng(2)
+    faces = []  # (race, age, correct)
+    for race, babies, adults, skill in ((0, 100, 900, 0.0), (1, 500, 500, 0.0), (2, 200, 800, 0.08)):
+        for age, n, rate in ((1.0, babies, 0.60), (30.0, adults, 0.96)):
+            faces += [(race, age, hit) for hit in rng.random(n) < rate - skill]
+    records = [datasets.FaceRecord(f"f{i}", age, 0, race=race) for i, (race, age, _) in enumerate(faces)]
+    correct = np.array([hit for *_, hit in faces])
+    predictions = {"gender": np.where(correct[:, None], [[0.9, 0.1]], [[0.1, 0.9]]),
+                   "age_group": np.tile(np.eye(9)[4], (len(faces), 1)), "age": np.full(len(faces), 30.0)}
+    result = evaluation.evaluate(predictions, records, Schema())
+    gap, by_race = result["race_gap"], result["race_gap"]["gender_accuracy_same_ages_by_race"]
+    white, black, asian = (by_race[name] for name in ("White", "Black", "Asian"))
+    plain = {name: result["by_race"][name]["gender_accuracy"] for name in ("White", "Black")}
+    assert plain["White"] - plain["Black"] > 0.12  # 0.92 against 0.78: the babies' share
+    assert abs(white - black) < 0.04  # at the same ages: level
+    assert white - asian > 0.05 and gap["gender_accuracy_same_ages"] > 0.05  # worse at every age: kept
+    low, high = gap["gender_accuracy_same_ages_ci95"]
+    assert low <= gap["gender_accuracy_same_ages"] <= high and low > 0.03
+    cells = result["by_race_and_age_group"]["Black"]
+    assert cells["0-2"]["n"] == 500 and cells["30-39"]["n"] == 500 and cells["70+"] == {"n": 0}
+    evaluation.write_report(result, Schema(), str(tmp_path))
+    report = (tmp_path / "report.md").read_text()
+    assert "At the same ages" in report and "| Black | " in report.split("by race and age group")[1]
+
+
 def test_source_weights_weigh_every_loss_of_a_sources_faces(crops, tmp_path):
     sources = [{"kind": "prepared", "path": crops["utkface"], "name": "utkface"},
                {"kind": "prepared", "path": crops["aaf"], "name": "aaf"}]

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from faceage_tf import pipeline
+from faceage_tf import datasets, pipeline
 from faceage_tf.training import TrainConfig, load_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -162,14 +162,16 @@ def test_serving_batch_norm_keeps_the_trained_weights_and_repeats_exactly(small_
 def test_evaluation_report_has_every_field(small_run, tmp_path):
     out = str(tmp_path / "eval")
     script = os.path.join(ROOT, "training", "evaluate.py")
-    result = subprocess.run([sys.executable, script, "--run", small_run, "--out", out, "--split", "val"],
+    result = subprocess.run([sys.executable, script, "--run", small_run, "--out", out, "--split", "val+test"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(os.path.join(out, "residual", "metrics.json")) as f:
         metrics = json.load(f)
     for key in ("n", "gender_accuracy", "age_group_accuracy", "age_group_off_by_one", "age_mae", "confusion",
-                "by_gender", "by_age_group", "by_race", "race_gap"):
+                "by_gender", "by_age_group", "by_race", "race_gap", "by_race_and_age_group"):
         assert key in metrics, key
+    manifest = datasets.read_manifest(os.path.join(small_run, "manifest.json"))
+    assert metrics["n"] == len(manifest["val"]) + len(manifest["test"])
     assert set(metrics["by_gender"]) == {"male", "female"}
     assert len(metrics["by_age_group"]) == 9
     assert np.sum(metrics["confusion"]["age_group"]) == metrics["n"]
