@@ -265,12 +265,12 @@ def augment_framing(images, seed, *, size: int, zoom: float, brightness=0.15, co
 def training_dataset(
     faces, labels: dict[str, np.ndarray], output_names: Sequence[str], schema: Schema, *,
     batch_size: int, epochs: int, start_epoch: int = 0, seed: int = 0, sample_weights: np.ndarray | None = None,
-    face_weights: np.ndarray | None = None, shard: tuple[int, int] = (0, 1), local_replicas: int = 1,
-    zoom: float = 1.0, framing: dict | None = None,
+    gender_weights: np.ndarray | None = None, face_weights: np.ndarray | None = None,
+    shard: tuple[int, int] = (0, 1), local_replicas: int = 1, zoom: float = 1.0, framing: dict | None = None,
 ):
     """Batches for epochs `start_epoch..epochs-1`: `(images, targets, weights)` dicts keyed by
-    `output_names`. `sample_weights` (per face) weigh the age outputs, `face_weights` (per face)
-    every output. Drops the last partial batch; `steps_per_epoch(len(faces), batch_size)`
+    `output_names`. `sample_weights` (per face) weigh the age outputs, `gender_weights` (per face)
+    the gender outputs, `face_weights` (per face) every output. Drops the last partial batch; `steps_per_epoch(len(faces), batch_size)`
     batches an epoch.
 
     `shard=(index, count)`: in distributed training, input pipeline `index` of `count` yields its
@@ -294,6 +294,7 @@ def training_dataset(
     face_weights = np.ones(n, np.float32) if face_weights is None else np.asarray(face_weights, np.float32)
     all_weights = tf.constant(face_weights)
     age_weights = tf.constant(face_weights if sample_weights is None else face_weights * sample_weights)
+    gender_weights = tf.constant(face_weights if gender_weights is None else face_weights * gender_weights)
 
     def epoch_batches(epoch):
         order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
@@ -310,8 +311,8 @@ def training_dataset(
             images = augment_framing(tf.gather(faces, faces_index), face_seed, size=schema.input_size, zoom=zoom,
                                      **(framing or {}))
         ys = {name: tf.gather(t, faces_index) for name, t in targets.items()}
-        age_w, all_w = tf.gather(age_weights, faces_index), tf.gather(all_weights, faces_index)
-        ws = {name: (age_w if _base_name(name) in ("age_group", "age_dist") else all_w) for name in output_names}
+        by_output = {"age_group": age_weights, "age_dist": age_weights, "gender": gender_weights}
+        ws = {name: tf.gather(by_output.get(_base_name(name), all_weights), faces_index) for name in output_names}
         return normalize(images, schema), ys, ws
 
     epochs_ds = tf.data.Dataset.range(start_epoch, epochs)

@@ -79,6 +79,9 @@ class TrainConfig:
             The cross-entropy trains the distribution's shape only; on an age axis bounded at 0,
             the mean of a broad distribution sits above its peak for the young and the middle.
         age_balance: age-group loss weights (mean/count)**p: 0 none, 0.5 sqrt, 1 inverse.
+        gender_age_balance: gender loss weights by age group, (mean/count)**p as age_balance: leans
+            the gender head toward the age groups it sees least, babies among them, whose gender
+            it reads worst.
         gender_loss_weight, age_group_loss_weight, age_dist_loss_weight: weights of each head's losses.
         val_fraction, test_fraction: fractions of the faces for validation and for the test split.
         test_fold: Adience: the fold held out for testing.
@@ -136,6 +139,7 @@ class TrainConfig:
     age_sigma: float = 2.5  # years
     age_mean_loss_weight: float = 0.0
     age_balance: float = 0.5
+    gender_age_balance: float = 0.0
     gender_loss_weight: float = 1.0
     age_group_loss_weight: float = 1.0
     age_dist_loss_weight: float = 1.0
@@ -722,12 +726,15 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, overwrite:
     output_keys = models.training_output_keys(model, distill=bool(config.teacher))
     start_epoch = _backed_up_epoch(backup_dir) if resume else 0
     weights = pipeline.age_group_weights(labels["train"]["age_group"], schema.num_age_groups, config.age_balance)
+    gender_weights = pipeline.age_group_weights(labels["train"]["age_group"], schema.num_age_groups,
+                                                config.gender_age_balance)
     face_weights = source_face_weights(splits["train"], config.source_weights)
 
     def train_input(shard=(0, 1), local_replicas=1):
         return pipeline.training_dataset(
             faces["train"], labels["train"], output_keys, schema, batch_size=config.batch_size, epochs=config.epochs,
-            start_epoch=start_epoch, seed=config.seed, sample_weights=weights, face_weights=face_weights, shard=shard,
+            start_epoch=start_epoch, seed=config.seed, sample_weights=weights, gender_weights=gender_weights,
+            face_weights=face_weights, shard=shard,
             local_replicas=local_replicas, zoom=zoom, framing=config.augmentation)
 
     validation_steps = None

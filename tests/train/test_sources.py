@@ -339,18 +339,20 @@ def test_source_weights_weigh_every_loss_of_a_sources_faces(crops, tmp_path):
     assert training.source_face_weights(records, {}) is None
 
     # Each batch's weights are its faces' own: the source's on every output, times the age
-    # group's on the age outputs. The face is told by its label (here its index).
+    # group's on the age outputs and the gender weight on the gender outputs. The face is told
+    # by its label (here its index).
     schema = Schema()
     n = len(records)
     age_weights = np.linspace(0.5, 2.0, n).astype(np.float32)
+    gender_weights = np.linspace(3.0, 1.0, n).astype(np.float32)
     labels = {key: np.arange(n) for key in ("gender", "age_group", "age_dist", "age")}
     faces = tf.zeros([n, schema.input_size, schema.input_size, 3], tf.uint8)
     ds = pipeline.training_dataset(faces, labels, ["gender", "age_group", "age"], schema, batch_size=16, epochs=1,
-                                   sample_weights=age_weights, face_weights=weights)
+                                   sample_weights=age_weights, gender_weights=gender_weights, face_weights=weights)
     seen = 0
     for _, ys, ws in ds:
-        face = ys["gender"].numpy()
-        np.testing.assert_allclose(ws["gender"].numpy(), weights[face], rtol=1e-6)
+        face = ys["age"].numpy()
+        np.testing.assert_allclose(ws["gender"].numpy(), weights[face] * gender_weights[face], rtol=1e-6)
         np.testing.assert_allclose(ws["age"].numpy(), weights[face], rtol=1e-6)
         np.testing.assert_allclose(ws["age_group"].numpy(), weights[face] * age_weights[face], rtol=1e-6)
         seen += len(face)
