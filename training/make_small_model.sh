@@ -5,12 +5,13 @@
 #      (configs/ablations/default_polish_aaf_weight2.json at serving_zoom 1.05, 6 epochs), then
 #      its serving batch-norm statistics. Against the default's 14-epoch float ensemble as the
 #      teacher it gave the student +0.4 points of gender on validation (inside the noise) and
-#      +1.0 on test (see README, "Which model"),
+#      +1.0 on test (docs/experiments.md, "The small model: how it was chosen"),
 #   2. train one attentional network of width 32 with its last stage capped at 4x
 #      (configs/small.json: 40 epochs, AAF's faces weighted twice) on the default run's split,
 #      distilled from that teacher (its probabilities and age distribution, with flip, as soft
 #      targets beside the labels). Against 28 epochs unweighted it gave 0.24 years less age error
-#      on AAF's validation faces, the rest unchanged (see README, "Which model"),
+#      on AAF's validation faces, the rest unchanged (docs/experiments.md, "The small model: how
+#      it was chosen"),
 #   3. re-estimate its batch-norm statistics on the served crops, fine-tune it with
 #      quantisation-aware training (configs/default_qat.json), and re-estimate them again: QAT
 #      ends with statistics of the last augmented batches, which alone cost a small model up to

@@ -63,7 +63,8 @@ class BlazeFaceDetector:
     """MediaPipe's BlazeFace, bundled (`faceage_tf/assets/blazeface/`): boxes, scores and six keypoints.
 
     Which of the two models runs is chosen per photo, from measurements of both on real faces of
-    all sizes (`benchmarks/detector_sizes.py`; figures in the README):
+    all sizes (`benchmarks/detector_sizes.py`; figures in docs/experiments.md, "Which detector
+    model when"):
     1. The short-range model (128 px, about 1 ms) on the whole photo, keeping faces that score at
        least `CONFIDENT`. It finds faces whose box is at least about a seventh of the photo's
        longer side: portraits, head-and-shoulder photos, selfies. When the largest face it finds

@@ -68,7 +68,8 @@ say() { echo "[pi $ARCH +$((SECONDS - START))s] $*" >&2; }
 fail() { echo "[pi $ARCH] FAIL: $*" >&2; exit 1; }
 skip() { echo "[pi $ARCH] SKIP: $*" >&2; exit 0; }
 
-# Tolerances against x86, 2.5x or more the largest differences measured (README, "Raspberry Pi").
+# Tolerances against x86, 2.5x or more the largest differences measured (docs/experiments.md,
+# "Raspberry Pi: the emulated check against x86").
 # arm64 runs the same LiteRT 2.3.0 as x86; armhf runs tflite-runtime 2.14, whose int8 kernels
 # round differently. AGE_RANGE: the ends of the 80% age range (quantiles: they move more).
 case $ARCH in
