@@ -22,7 +22,7 @@ from faceage_tf import datasets, evaluation, modelcard, pipeline, training
 from faceage_tf.files import atomic_write_bytes, atomic_write_text, copy_atomically, remove_stale_temporaries
 from faceage_tf.keras import quiet_stderr, tf
 from faceage_tf.models import OUTPUTS
-from faceage_tf.runtime import FaceAgePredictor
+from faceage_tf.runtime import FaceAgePredictor, backends
 from faceage_tf.runtime.bench import face_latency, sample_face
 from faceage_tf.schema import INPUT_NAME, Schema
 
@@ -317,6 +317,15 @@ def export_run(run_dir: str, out_dir: str, *, qat_run: str | None = None, varian
         model = qat_model if variant == "int8-qat" else float_model
         log(f"{variant}: converting")  # names the variant if the converter aborts the process
         model_bytes = convert(model, schema, variant, representative, flip=flip)
+        # LiteRT can end the process natively on a model it mis-handles (int8-ptq of a spatial
+        # transformer whose localisation net never fires: a double free in XNNPACK). Load it in a
+        # child first, so that such a variant is reported and the others still get written.
+        backend = backends.first_installed()
+        failure = backends.probe_in_child(backend, model_bytes) if backend else None
+        if failure:
+            skipped[variant] = f"{backend} cannot run the converted model: {failure}"
+            log(f"{variant}: not written: {skipped[variant]}")
+            continue
         card = make_card(card_schema, architecture=config.architecture, variant=variant, flip_tta=flip,
                          serving_zoom=zoom, training_data=data, **(card_extra or {}))
         path = os.path.join(out_dir, f"{name}-{variant}.tflite")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -30,8 +31,10 @@ _MODULES = {
 PROBED_BACKENDS = ("tflite-runtime",)
 
 _PROBE = """
-import sys, numpy as np
-from {module} import {attribute} as Interpreter
+import importlib, sys, numpy as np
+Interpreter = importlib.import_module("{module}")
+for part in "{attribute}".split("."):
+    Interpreter = getattr(Interpreter, part)
 interpreter = Interpreter(model_content=sys.stdin.buffer.read(), num_threads=1)
 interpreter.allocate_tensors()
 for d in interpreter.get_input_details():
@@ -117,7 +120,7 @@ def load_interpreter(model_content: bytes, name: str, num_threads: int | None = 
             problems.append(f"{candidate}: cannot be imported ({e.__class__.__name__}: {e})")
             continue
         if candidate in PROBED_BACKENDS:
-            failure = _probe_in_child(candidate, model_content)
+            failure = probe_in_child(candidate, model_content)
             if failure:
                 problems.append(f"{candidate}: cannot load the model ({failure})")
                 continue
@@ -139,7 +142,15 @@ def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
 
 
-def _probe_in_child(backend: str, model_content: bytes) -> str | None:
+def first_installed() -> str | None:
+    """The first of `BACKENDS` that is installed: the one `load_interpreter` tries first."""
+    for backend in BACKENDS:
+        if importlib.util.find_spec(_MODULES[backend][0].split(".")[0]) is not None:
+            return backend
+    return None
+
+
+def probe_in_child(backend: str, model_content: bytes) -> str | None:
     """Loads and runs the model once in a child process; what went wrong, or None if it worked."""
     module, attribute = _MODULES[backend]
     try:
@@ -150,6 +161,7 @@ def _probe_in_child(backend: str, model_content: bytes) -> str | None:
     if child.returncode == 0:
         return None
     lines = [line for line in child.stderr.decode("utf-8", "replace").splitlines() if line.strip() and not line.startswith("INFO:")]
-    if child.returncode < 0:
-        return f"a test process loading it was killed by {signal.Signals(-child.returncode).name}"
+    if child.returncode < 0:  # native code's last words, e.g. "free(): double free detected", say why
+        said = f" ({_short(lines[-1])})" if lines else ""
+        return f"a test process loading it was killed by {signal.Signals(-child.returncode).name}{said}"
     return "a test process loading it failed" + (f": {_short(lines[-1])}" if lines else f" (exit status {child.returncode})")
