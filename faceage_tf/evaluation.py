@@ -122,12 +122,12 @@ def _at_shares(hits: np.ndarray, faces: np.ndarray, share: np.ndarray) -> np.nda
     return (hits / np.maximum(faces, 1) * weights).sum(-1) / weights.sum(-1)
 
 
-def same_ages_accuracy(correct: np.ndarray, groups: np.ndarray, ages: np.ndarray) -> dict[int, float]:
+def same_ages_accuracy(correct: np.ndarray, groups: np.ndarray, age_groups: np.ndarray) -> dict[int, float]:
     """Each group's accuracy (groups < 0 left out) at the age mix of all the faces: its accuracy in
-    each age stratum weighted by that stratum's share of every known group's faces (direct
+    each age group weighted by that age group's share of every known group's faces (direct
     standardisation). Gender is harder to read on babies, so a group with more babies scores lower
     at the same skill; at the same ages the difference that is left is the model's."""
-    names, faces, hits, share = _cells(correct, groups, ages)
+    names, faces, hits, share = _cells(correct, groups, age_groups)
     return dict(zip(names, _at_shares(hits, faces, share).tolist()))
 
 
