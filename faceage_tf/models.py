@@ -71,29 +71,32 @@ def multitask_head(features, schema: Schema, *, gender_input=True, dropout=0.0, 
     return {"gender": gender, "age_group": age_group, "age_dist": age_dist, "age": age}
 
 
-def spatial_transformer(x, *, name="attn"):
-    """Localisation net + sampler; starts as the identity transform and learns where to look."""
+def spatial_transformer(x, *, name="attn", activation="relu"):
+    """Localisation net + sampler; starts as the identity transform and learns where to look.
+    `activation`: of the localisation net's layers (ReLU units there can stop firing for good,
+    which leaves one transform for every face; tanh units cannot)."""
     loc = layers.AveragePooling2D(2, name=name + "_loc_pool")(x)
-    loc = layers.Conv2D(16, 5, strides=2, padding="same", activation="relu", name=name + "_loc_conv1")(loc)
-    loc = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", name=name + "_loc_conv2")(loc)
+    loc = layers.Conv2D(16, 5, strides=2, padding="same", activation=activation, name=name + "_loc_conv1")(loc)
+    loc = layers.Conv2D(32, 3, strides=2, padding="same", activation=activation, name=name + "_loc_conv2")(loc)
     loc = layers.GlobalAveragePooling2D(name=name + "_loc_gap")(loc)
-    loc = layers.Dense(32, activation="relu", name=name + "_loc_fc1")(loc)
+    loc = layers.Dense(32, activation=activation, name=name + "_loc_fc1")(loc)
     theta = layers.Dense(6, kernel_initializer="zeros", bias_initializer=IDENTITY_THETA, name=name + "_theta")(loc)
     return BilinearSampler(name=name + "_sampler")([x, theta])
 
 
-def attentional_features(x, *, width, separable=False, multipliers=(1, 2, 4, 8)):
+def attentional_features(x, *, width, separable=False, multipliers=(1, 2, 4, 8), localisation_activation="relu"):
     """Spatial transformer, then four conv stages (2 conv-BN-ReLU each) and global pooling.
 
     `separable`: the stages' convolutions are depthwise-separable (MobileNet's), about 8x fewer
     weights and multiply-adds; the stem stays a full convolution.
     `multipliers`: each stage's filters as multiples of `width`. The last stage works on 4x4
     maps and holds most of the weights, so capping it (1, 2, 4, 4) buys width where the
-    multiply-adds are, for a smaller file."""
+    multiply-adds are, for a smaller file.
+    `localisation_activation`: of the spatial transformer's localisation net (`spatial_transformer`)."""
     if len(multipliers) != 4:
         raise ValueError(f"the attentional network has 4 stages. Received: multipliers={list(multipliers)}")
     conv = layers.SeparableConv2D if separable else layers.Conv2D
-    x = spatial_transformer(x, name="attn")
+    x = spatial_transformer(x, name="attn", activation=localisation_activation)
     x = _conv_bn_relu(x, width, 3, 2, "attn_stem")
     for stage, filters in enumerate((m * width for m in multipliers), start=1):
         if stage > 1:
@@ -141,7 +144,8 @@ class Network:
 
 # The networks that models, ensembles, QAT, training flags and benchmarks are built from, by name.
 NETWORKS: dict[str, Network] = {
-    "attentional": Network(attentional_features, {"width": 32, "separable": False, "multipliers": (1, 2, 4, 8)}),
+    "attentional": Network(attentional_features, {"width": 32, "separable": False, "multipliers": (1, 2, 4, 8),
+                                                  "localisation_activation": "relu"}),
     "residual": Network(residual_features, {"widths": (32, 64, 128, 256), "blocks": (2, 2, 2, 2)}),
 }
 ENSEMBLE = "ensemble"  # the architecture that averages several networks (`ensemble`)

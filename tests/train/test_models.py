@@ -67,6 +67,27 @@ def test_spatial_transformer_starts_as_identity():
     assert np.abs(warped - images).max() < 1e-5
 
 
+def test_a_localisation_net_of_tanh_units_still_tells_faces_apart_where_relu_units_are_silent():
+    # Units pushed below zero: ReLU passes nothing, so every face gets the same transform (as the
+    # trained models' localisation nets end up); tanh units still pass how far below they are.
+    images = _images(4, 32)
+    thetas = {}
+    for activation in ("relu", "tanh"):
+        keras.utils.set_random_seed(0)
+        options = dict(SMALL_OPTIONS, attentional={"width": 8, "localisation_activation": activation})
+        model = models.build_model("attentional", Schema(input_size=32), options=options)
+        fc1, theta = model.get_layer("attn_loc_fc1"), model.get_layer("attn_theta")
+        assert fc1.activation.__name__ == activation and model.get_layer("attn_loc_conv1").activation.__name__ == activation
+        kernel, bias = fc1.get_weights()
+        fc1.set_weights([kernel, bias - 3.0])  # below zero, short of tanh's flat ends
+        kernel, bias = theta.get_weights()
+        theta.set_weights([np.random.default_rng(0).normal(0, 0.1, kernel.shape).astype(np.float32), bias])
+        thetas[activation] = keras.Model(model.inputs, theta.output)(images).numpy()
+    assert np.ptp(thetas["relu"], axis=0).max() == 0
+    assert np.ptp(thetas["tanh"], axis=0).max() > 1e-4
+    assert models.network_options("attentional")["localisation_activation"] == "relu"  # the trained models'
+
+
 @pytest.mark.parametrize("architecture", models.architectures())
 def test_every_weight_gets_a_gradient(architecture):
     """After one training step every trainable weight gets a gradient, the attention branch
