@@ -269,9 +269,9 @@ def training_dataset(
     shard: tuple[int, int] = (0, 1), local_replicas: int = 1, zoom: float = 1.0, framing: dict | None = None,
 ):
     """Batches for epochs `start_epoch..epochs-1`: `(images, targets, weights)` dicts keyed by
-    `output_names`. `sample_weights` (per face) weigh the age outputs, `gender_weights` (per face)
-    the gender outputs, `face_weights` (per face) every output. Drops the last partial batch; `steps_per_epoch(len(faces), batch_size)`
-    batches an epoch.
+    `output_names`. Per face, `sample_weights` weigh the age outputs, `gender_weights` the gender
+    outputs and `face_weights` every output. Drops the last partial batch;
+    `steps_per_epoch(len(faces), batch_size)` batches an epoch.
 
     `shard=(index, count)`: in distributed training, input pipeline `index` of `count` yields its
     slice of every global batch of `batch_size`, so the workers together see exactly the batches

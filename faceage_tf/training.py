@@ -81,7 +81,7 @@ class TrainConfig:
         age_balance: age-group loss weights (mean/count)**p: 0 none, 0.5 sqrt, 1 inverse.
         gender_age_balance: gender loss weights by age group, (mean/count)**p as age_balance: leans
             the gender head toward the age groups it sees least, babies among them, whose gender
-            it reads worst.
+            it reads worst (measured at 0.5: babies read no better; docs/experiments.md).
         gender_loss_weight, age_group_loss_weight, age_dist_loss_weight: weights of each head's losses.
         val_fraction, test_fraction: fractions of the faces for validation and for the test split.
         test_fold: Adience: the fold held out for testing.
@@ -734,8 +734,8 @@ def train(config: TrainConfig, run_dir: str, *, resume: bool = False, overwrite:
         return pipeline.training_dataset(
             faces["train"], labels["train"], output_keys, schema, batch_size=config.batch_size, epochs=config.epochs,
             start_epoch=start_epoch, seed=config.seed, sample_weights=weights, gender_weights=gender_weights,
-            face_weights=face_weights, shard=shard,
-            local_replicas=local_replicas, zoom=zoom, framing=config.augmentation)
+            face_weights=face_weights, shard=shard, local_replicas=local_replicas, zoom=zoom,
+            framing=config.augmentation)
 
     validation_steps = None
     if config.distribute in ("none", "auto") and strategy.num_replicas_in_sync == 1:
