@@ -312,6 +312,10 @@ def test_a_variant_the_interpreter_cannot_load_is_reported_and_the_others_are_wr
     kernel, bias = theta.get_weights()
     theta.set_weights([np.random.default_rng(0).normal(0, 0.1, kernel.shape).astype(np.float32), bias])
     save_weights(models.training_model(model), os.path.join(run, "best_weights.h5"))
+    activity = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "localisation_activity.py"), "--run",
+                               run], capture_output=True, text=True, timeout=300)
+    assert activity.returncode == 0, activity.stderr[-2000:]
+    assert "| 0 of 32 (0.00%) | 0.0000 |" in activity.stdout  # the benchmark sees it silent: one crop for all
 
     result = subprocess.run([sys.executable, os.path.join(ROOT, "export", "export_tflite.py"), "--run", run, "--out",
                              out, "--variants", "int8-ptq,float32"], capture_output=True, text=True, timeout=900)
