@@ -12,8 +12,6 @@ there: a silent last layer leaves one transform, one crop, for every face.
 import argparse
 import os
 
-import numpy as np
-
 from faceage_tf import datasets, pipeline
 from faceage_tf.keras import keras
 from faceage_tf.training import load_run
